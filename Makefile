@@ -1,0 +1,33 @@
+# Whistle: `make run` serves the portal, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint format bench clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/whistle init --if-missing
+	$(BIN)/whistle setup-link
+	$(BIN)/whistle run --host 127.0.0.1 --port 5000
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check whistle tests migrations
+	$(BIN)/ruff format --check whistle tests migrations
+	$(BIN)/mypy whistle
+
+test: lint
+	$(BIN)/python -m pytest --cov --cov-report=term
+
+format: $(INSTALLED)
+	$(BIN)/ruff format whistle tests migrations
+	$(BIN)/ruff check --fix whistle tests migrations
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -1,0 +1,65 @@
+"""Whistle: a speak-up portal where everything a reporter provides is sealed at rest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from whistle.config import Settings
+from whistle.db import make_engine, make_session_factory
+
+ROOT = Path(__file__).resolve().parent.parent
+csrf = CSRFProtect()
+
+
+class Whistle(Flask):
+    def log_exception(self, exc_info: Any) -> None:
+        from whistle.web.errors import log_exception_kind
+
+        log_exception_kind(exc_info)
+
+
+def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
+    """Build the app for an instance folder (``WHISTLE_INSTANCE``, or ./instance)."""
+    from whistle.web import errors, logs, officer, reporter, security, setup
+    from whistle.web.runtime import Runtime, close_request, finish_request
+    from whistle.web.sessions import SealedSessionInterface
+    from whistle.web.uploads import WhistleRequest
+
+    logs.install()
+    settings = settings or Settings.load(**overrides)
+    app = Whistle(
+        __name__,
+        instance_path=str(settings.instance_path),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.request_class = WhistleRequest
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        MAX_FORM_MEMORY_SIZE=4 * 1024 * 1024,
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        SESSION_COOKIE_SAMESITE="Strict",
+        WTF_CSRF_TIME_LIMIT=None,  # the session's own idle limit bounds a token's life
+    )
+    engine = make_engine(settings.database_url)
+    rt = Runtime.build(settings, engine, make_session_factory(engine))
+    app.extensions["whistle"] = rt
+    app.session_interface = SealedSessionInterface(rt)
+    csrf.init_app(app)
+    csrf.exempt(reporter.new_report)
+    csrf.exempt(reporter.add_message)
+
+    app.register_blueprint(reporter.bp)
+    app.register_blueprint(officer.bp)
+    app.register_blueprint(setup.bp)
+    app.after_request(finish_request)
+    app.teardown_request(close_request)
+    security.install(app)
+    errors.install(app)
+    app.jinja_env.globals["organisation_name"] = settings.organisation_name
+    return app

@@ -1,0 +1,166 @@
+"""Settings: read from the instance folder, its secret files and WHISTLE_* variables.
+
+The instance folder is ``./instance`` unless ``WHISTLE_INSTANCE`` names another.
+It holds ``whistle.toml`` (optional settings), the secret files that ``whistle
+init`` writes (``secret_key``, ``pepper``, ``organisation.pub``), the SQLite
+database and the sealed files. Settings fail closed: a missing or weak secret
+stops start-up with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from whistle.crypto import PUBLIC_KEY_BYTES, KdfParams
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+PEPPER_FILE = "pepper"
+ORGANISATION_KEY_FILE = "organisation.pub"
+SETTINGS_FILE = "whistle.toml"
+MIN_SECRET_BYTES = 32
+
+
+class ConfigError(Exception):
+    """The instance cannot be started as it is configured."""
+
+
+def instance_path_from_env() -> Path:
+    return Path(os.environ.get("WHISTLE_INSTANCE", "instance")).resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    instance_path: Path
+    secret_key: bytes = field(repr=False)
+    pepper: bytes = field(repr=False)
+    organisation_public_key: bytes = field(repr=False)
+    database_url: str = ""
+    organisation_name: str = "Our organisation"
+    base_url: str = "http://127.0.0.1:5000"
+    kdf_time_cost: int = 3
+    kdf_memory_cost: int = 64 * 1024
+    kdf_parallelism: int = 1
+    #: The most that one request may carry (files included); more gets a 413 page.
+    max_request_bytes: int = 110 * 1024 * 1024
+    max_file_bytes: int = 100 * 1024 * 1024
+    max_files: int = 10
+    max_text_chars: int = 20_000
+    officer_idle_minutes: int = 30
+    reporter_idle_minutes: int = 20
+    acknowledge_days: int = 7
+    feedback_months: int = 3
+    page_size: int = 50
+    timezone: str = "Europe/London"
+    secure_cookies: bool = False
+
+    @property
+    def kdf(self) -> KdfParams:
+        return KdfParams(self.kdf_time_cost, self.kdf_memory_cost, self.kdf_parallelism)
+
+    @property
+    def files_path(self) -> Path:
+        return self.instance_path / "files"
+
+    @classmethod
+    def load(cls, instance_path: Path | None = None, **overrides: Any) -> Settings:
+        """Read the settings of an instance; ``overrides`` win over everything."""
+        path = (instance_path or instance_path_from_env()).resolve()
+        if not (path / SECRET_KEY_FILE).exists():
+            raise ConfigError(f"the instance folder {path} is not initialised: run `whistle init` first")
+        values: dict[str, Any] = {}
+        settings_file = path / SETTINGS_FILE
+        if settings_file.exists():
+            with settings_file.open("rb") as handle:
+                values.update(tomllib.load(handle))
+        values.update(_from_environment())
+        values.update(overrides)
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(values) - set(known)
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        values = {name: _coerce(known[name].type, value) for name, value in values.items()}
+        values.setdefault("database_url", f"sqlite:///{path / 'whistle.db'}")
+        return cls(
+            instance_path=path,
+            secret_key=_read_secret(path / SECRET_KEY_FILE),
+            pepper=_read_secret(path / PEPPER_FILE),
+            organisation_public_key=_read_public_key(path / ORGANISATION_KEY_FILE),
+            **values,
+        )
+
+
+_ENV_PREFIX = "WHISTLE_"
+_NOT_SETTINGS = {"WHISTLE_INSTANCE", "WHISTLE_TEST_DATABASE_URL"}
+
+
+def _from_environment() -> dict[str, str]:
+    return {
+        key[len(_ENV_PREFIX) :].lower(): value
+        for key, value in os.environ.items()
+        if key.startswith(_ENV_PREFIX) and key not in _NOT_SETTINGS
+    }
+
+
+def _coerce(kind: Any, value: Any) -> Any:
+    if kind in ("bool", bool) and isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    if kind in ("int", int) and isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise ConfigError(f"{value!r} is not a whole number") from exc
+    return value
+
+
+def _read_secret(path: Path) -> bytes:
+    try:
+        secret = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the secret {path.name}: run `whistle init`") from exc
+    if len(secret) < MIN_SECRET_BYTES:
+        raise ConfigError(f"the secret {path.name} is too short: run `whistle init` on a new instance")
+    return secret
+
+
+def _read_public_key(path: Path) -> bytes:
+    try:
+        key = bytes.fromhex(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read the organisation key {path.name}") from exc
+    if len(key) != PUBLIC_KEY_BYTES:
+        raise ConfigError(f"the organisation key {path.name} is damaged")
+    return key
+
+
+def create_instance(path: Path, settings_text: str = "") -> bytes:
+    """Write a new instance's secrets and return the organisation's private key.
+
+    The private key is returned to be shown once and is never written here.
+    Refuses to touch a folder that already holds an instance.
+    """
+    from whistle.crypto import generate_keypair, new_key
+
+    if (path / SECRET_KEY_FILE).exists():
+        raise ConfigError(f"{path} already holds an instance; it was not changed")
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    pair = generate_keypair()
+    for name, value in (
+        (SECRET_KEY_FILE, new_key().hex()),
+        (PEPPER_FILE, new_key().hex()),
+        (ORGANISATION_KEY_FILE, pair.public.hex()),
+    ):
+        _write_private(path / name, value + "\n")
+    if settings_text and not (path / SETTINGS_FILE).exists():
+        _write_private(path / SETTINGS_FILE, settings_text)
+    return pair.private
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)

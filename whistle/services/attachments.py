@@ -1,0 +1,167 @@
+"""Attachments: files sealed as streams in the store, their names and types sealed too."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from whistle import crypto
+from whistle.models import Attachment, Author, Report
+from whistle.services.context import Policy
+from whistle.services.errors import AttachmentNotFound, UploadRejected
+from whistle.storage import SealedStore
+
+MAX_NAME_CHARS = 200
+GENERIC_TYPE = "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file as it arrives: its name and type as the browser sent them, and its bytes."""
+
+    filename: str
+    content_type: str
+    stream: IO[bytes]
+
+
+@dataclass(frozen=True)
+class AttachmentInfo:
+    public_id: str
+    filename: str
+    content_type: str
+    size: int
+    author: Author
+    uploaded_on: dt.date
+
+
+def check_uploads(uploads: Sequence[Upload], limits: Policy) -> None:
+    if len(uploads) > limits.max_files:
+        raise UploadRejected(f"You can add up to {limits.max_files} files at a time.")
+
+
+def _meta_context(report: Report, attachment_id: str) -> bytes:
+    return crypto.context("report", report.public_id, "attachment-meta", attachment_id)
+
+
+def _data_context(report: Report, attachment_id: str) -> bytes:
+    return crypto.context("report", report.public_id, "attachment", attachment_id)
+
+
+class _Limited:
+    """Reads through to a stream and refuses to go past a size limit."""
+
+    def __init__(self, stream: IO[bytes], limit: int, filename: str) -> None:
+        self.stream = stream
+        self.remaining = limit
+        self.filename = filename
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.remaining -= len(data)
+        if self.remaining < 0:
+            raise UploadRejected(f"The file {self.filename} is larger than the limit.")
+        return data
+
+
+def seal_uploads(
+    store: SealedStore,
+    report: Report,
+    dek: bytes,
+    uploads: Sequence[Upload],
+    author: Author,
+    limits: Policy,
+    today: dt.date,
+) -> list[Attachment]:
+    """Seal every upload into the store and return the rows to add.
+
+    Either all files are stored or none: on any error the blobs written so far
+    are deleted before the error is raised.
+    """
+    check_uploads(uploads, limits)
+    attachments: list[Attachment] = []
+    try:
+        for upload in uploads:
+            attachments.append(_seal_one(store, report, dek, upload, author, limits, today))
+    except BaseException:
+        for attachment in attachments:
+            store.delete(attachment.blob_name)
+        raise
+    return attachments
+
+
+def _seal_one(
+    store: SealedStore,
+    report: Report,
+    dek: bytes,
+    upload: Upload,
+    author: Author,
+    limits: Policy,
+    today: dt.date,
+) -> Attachment:
+    public_id = crypto.new_public_id()
+    filename = _clean_filename(upload.filename)
+    source = _Limited(upload.stream, limits.max_file_bytes, filename)
+    with store.create() as (blob_name, sink):
+        size = crypto.encrypt_stream(
+            crypto.file_key(dek, public_id),
+            _data_context(report, public_id),
+            source,  # type: ignore[arg-type]
+            sink,
+        )
+    meta = {"name": filename, "type": upload.content_type or GENERIC_TYPE, "size": size}
+    return Attachment(
+        public_id=public_id,
+        report=report,
+        author=author,
+        uploaded_on=today,
+        meta_sealed=crypto.seal(dek, json.dumps(meta).encode(), _meta_context(report, public_id)),
+        blob_name=blob_name,
+    )
+
+
+def _clean_filename(name: str) -> str:
+    """Keep the last path component only, without control characters."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(char for char in base if char.isprintable()).strip()
+    return cleaned[:MAX_NAME_CHARS] or "file"
+
+
+def describe(report: Report, dek: bytes, attachment: Attachment) -> AttachmentInfo:
+    meta = json.loads(
+        crypto.open_sealed(dek, attachment.meta_sealed, _meta_context(report, attachment.public_id))
+    )
+    return AttachmentInfo(
+        public_id=attachment.public_id,
+        filename=meta["name"],
+        content_type=meta["type"],
+        size=meta["size"],
+        author=attachment.author,
+        uploaded_on=attachment.uploaded_on,
+    )
+
+
+def find(report: Report, attachment_public_id: str) -> Attachment:
+    for attachment in report.attachments:
+        if attachment.public_id == attachment_public_id:
+            return attachment
+    raise AttachmentNotFound(attachment_public_id)
+
+
+def read(store: SealedStore, report: Report, dek: bytes, attachment: Attachment) -> Iterator[bytes]:
+    """The decrypted bytes of an attachment, chunk by chunk, never all in memory.
+
+    Everything is taken from the rows now, so the chunks can be read after the
+    database session has closed (while a response streams).
+    """
+    key = crypto.file_key(dek, attachment.public_id)
+    associated_data = _data_context(report, attachment.public_id)
+    handle = store.open(attachment.blob_name)
+
+    def chunks() -> Iterator[bytes]:
+        with handle:
+            yield from crypto.decrypt_stream(key, associated_data, handle)
+
+    return chunks()

@@ -1,0 +1,78 @@
+"""The sealed file store: attachments as sealed streams under random names.
+
+Files are written to a temporary name inside the store, flushed and renamed
+into place, so a reader never sees half a file; they are created with mode
+0600. Every path is checked to stay inside the store's root. The store knows
+nothing of keys: it keeps bytes that are already sealed.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+_NAME_BYTES = 24
+_TEMP_PREFIX = ".part-"
+
+
+class StorageError(Exception):
+    """A name that is not one of ours, or a file that is not there."""
+
+
+class SealedStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def _path(self, name: str) -> Path:
+        if not name or not all(c in "0123456789abcdef" for c in name):
+            raise StorageError("not a blob name")
+        path = (self.root / name[:2] / name).resolve()
+        if not path.is_relative_to(self.root):
+            raise StorageError("path outside the store")
+        return path
+
+    @contextmanager
+    def create(self) -> Iterator[tuple[str, BinaryIO]]:
+        """Yield a fresh random name and a file to write; publish it on success."""
+        name = secrets.token_hex(_NAME_BYTES)
+        path = self._path(name)
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        temp = path.with_name(_TEMP_PREFIX + name)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                yield name, handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, path)
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
+
+    def open(self, name: str) -> BinaryIO:
+        try:
+            return self._path(name).open("rb")
+        except FileNotFoundError as exc:
+            raise StorageError("no such blob") from exc
+
+    def delete(self, name: str) -> None:
+        self._path(name).unlink(missing_ok=True)
+
+    def names(self) -> Iterator[str]:
+        """Every published blob (for sweeping files that no row refers to)."""
+        for path in self.root.glob("??/*"):
+            if not path.name.startswith(_TEMP_PREFIX):
+                yield path.name
+
+    def remove_partial(self) -> int:
+        """Delete files left half-written by a crash; return how many."""
+        removed = 0
+        for path in self.root.glob(f"??/{_TEMP_PREFIX}*"):
+            path.unlink(missing_ok=True)
+            removed += 1
+        return removed

@@ -1,0 +1,53 @@
+"""Error pages: plain words, the right status, never the text of an exception."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger("whistle")
+
+MESSAGES = {
+    400: ("Something in that request was not right", "Please go back and try again."),
+    403: ("You cannot do that", "If you think you should be able to, ask an administrator."),
+    404: ("Page not found", "The address may have been mistyped, or the page no longer exists."),
+    405: ("That is not possible here", "Please go back and use the page's own buttons."),
+    413: (
+        "That was too large to send",
+        "The files together were larger than this portal accepts. Go back, choose fewer "
+        "or smaller files, and send again. Your text is still in the page you came from "
+        "if you use the browser's back button.",
+    ),
+    429: ("Too many attempts", "Please wait a little before trying again."),
+    500: ("Something went wrong on our side", "Nothing you did caused this. Please try again later."),
+    503: ("The portal is busy", "Please try again in a minute."),
+}
+
+
+def render_error(status: int) -> tuple[str, int]:
+    title, advice = MESSAGES.get(status, MESSAGES[500] if status >= 500 else MESSAGES[400])
+    return render_template("errors/error.html", title=title, advice=advice, status=status), status
+
+
+def handle_http(error: HTTPException) -> tuple[str, int]:
+    return render_error(error.code or 500)
+
+
+def handle_unexpected(_error: InternalServerError) -> tuple[str, int]:
+    return render_error(500)
+
+
+def log_exception_kind(
+    exc_info: tuple[type[BaseException], BaseException, object] | tuple[None, None, None],
+) -> None:
+    """Log the kind of an unhandled error only: its text or a traceback's locals
+    may carry what a reporter wrote, and the request line may carry an address."""
+    kind = exc_info[0].__name__ if exc_info[0] else "unknown"
+    log.error("unhandled error: %s", kind)
+
+
+def install(app: Flask) -> None:
+    app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(InternalServerError, handle_unexpected)

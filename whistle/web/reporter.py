@@ -1,0 +1,153 @@
+"""The reporter's side: landing page, report form, receipt, and the way back in.
+
+Nothing here logs, and nothing identifying is kept: no address, no user agent,
+no time of day. The receipt is shown once and is never stored, logged or put
+in a cookie.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from werkzeug.wrappers import Response
+
+from whistle.models import SessionKind
+from whistle.services import officers, reports
+from whistle.services.attachments import Upload
+from whistle.services.errors import NobodyToRead, ReceiptNotFound, UnknownOfficer, UploadRejected
+from whistle.web.forms import ReceiptForm, ReporterReplyForm, ReportForm
+from whistle.web.runtime import db, runtime
+from whistle.web.sessions import SealedSession
+
+bp = Blueprint("reporter", __name__)
+
+RECEIPT_NOT_FOUND = (
+    "We could not find a report with that receipt code. Check it and try again; "
+    "codes are 16 letters and numbers, and capitals, spaces and dashes do not matter."
+)
+
+
+def uploads_from(field_name: str) -> list[Upload]:
+    return [
+        Upload(filename=file.filename or "", content_type=file.mimetype or "", stream=file.stream)
+        for file in request.files.getlist(field_name)
+        if file.filename
+    ]
+
+
+def _officer_choices() -> list[tuple[str, str]]:
+    return [(officer.public_id, officer.display_name) for officer in officers.active_officers(db())]
+
+
+@bp.get("/")
+def index() -> str:
+    return render_template(
+        "reporter/index.html",
+        officers=officers.active_officers(db()),
+        settings=runtime().settings,
+    )
+
+
+def _render_report_form(form: ReportForm, **extra: Any) -> str:
+    return render_template("reporter/new_report.html", form=form, policy=runtime().policy, **extra)
+
+
+@bp.route("/report", methods=["GET", "POST"])
+def new_report() -> str | tuple[str, int]:
+    form = ReportForm()
+    form.excluded_officers.choices = _officer_choices()
+    if request.method == "GET":
+        return _render_report_form(form)
+    files = uploads_from(form.attachments.name)
+    if not form.validate():
+        return _render_report_form(form, files_lost=bool(files)), 422
+    if form.immediate_risk.data == "yes" and not form.emergency_seen.data:
+        form.emergency_seen.data = True
+        return _render_report_form(form, emergency=True, files_lost=bool(files))
+    rt = runtime()
+    answers = reports.Answers(
+        category=form.category.data,
+        what_happened=form.what_happened.data,
+        when_where=form.when_where.data or "",
+        immediate_risk=form.immediate_risk.data,
+        raised_before=form.raised_before.data,
+        raised_before_result=form.raised_before_result.data or "",
+        excluded_officers=tuple(form.excluded_officers.data),
+    )
+    try:
+        submitted = reports.submit_report(
+            db(), rt.store, rt.keyring, rt.policy, answers, files, rt.clock.today()
+        )
+    except (NobodyToRead, UnknownOfficer):
+        form.excluded_officers.errors.append(
+            "At least one officer must be able to read your report. Untick one of them."
+        )
+        return _render_report_form(form, files_lost=bool(files)), 422
+    except UploadRejected as error:
+        form.attachments.errors.append(str(error))
+        return _render_report_form(form, files_lost=True), 422
+    # The receipt is shown in this response only: nothing keeps it.
+    return render_template("reporter/receipt.html", submitted=submitted)
+
+
+@bp.route("/follow-up", methods=["GET", "POST"])
+def follow_up() -> str | Response | tuple[str, int]:
+    form = ReceiptForm()
+    if not form.validate_on_submit():
+        return render_template("reporter/follow_up.html", form=form), (422 if form.errors else 200)
+    rt = runtime()
+    try:
+        report_id, dek = reports.open_with_receipt(db(), rt.keyring, form.receipt.data)
+    except ReceiptNotFound:
+        form.receipt.errors.append(RECEIPT_NOT_FOUND)
+        return render_template("reporter/follow_up.html", form=form), 422
+    assert isinstance(session, SealedSession)
+    session.clear()
+    session.regenerate()
+    session.update(kind=SessionKind.REPORTER.value, report=report_id, dek=dek)
+    return redirect(url_for("reporter.show_case"), 303)
+
+
+def _reporter_access() -> tuple[str, bytes]:
+    if session.get("kind") != SessionKind.REPORTER.value:
+        abort(redirect(url_for("reporter.follow_up"), 303))
+    return session["report"], session["dek"]
+
+
+def _render_case(form: ReporterReplyForm, **extra: Any) -> str:
+    report_id, dek = _reporter_access()
+    case = reports.reporter_case(db(), report_id, dek, runtime().policy)
+    return render_template("reporter/show_case.html", case=case, form=form, **extra)
+
+
+@bp.get("/follow-up/case")
+def show_case() -> str:
+    return _render_case(ReporterReplyForm(formdata=None), sent=request.args.get("sent") == "1")
+
+
+@bp.post("/follow-up/case")
+def add_message() -> str | Response | tuple[str, int]:
+    report_id, dek = _reporter_access()
+    form = ReporterReplyForm()
+    files = uploads_from(form.attachments.name)
+    if not form.validate():
+        return _render_case(form, files_lost=bool(files)), 422
+    if not (form.body.data or files):
+        form.body.errors.append("Write a message or choose a file to send.")
+        return _render_case(form), 422
+    rt = runtime()
+    try:
+        reports.add_reporter_message(
+            db(), rt.store, rt.policy, report_id, dek, form.body.data or "", files, rt.clock.today()
+        )
+    except UploadRejected as error:
+        form.attachments.errors.append(str(error))
+        return _render_case(form, files_lost=True), 422
+    return redirect(url_for("reporter.show_case", sent=1), 303)
+
+
+@bp.post("/follow-up/leave")
+def leave() -> Response:
+    session.clear()
+    return redirect(url_for("reporter.index"), 303)

@@ -1,0 +1,90 @@
+"""What a running app holds: settings, database, store, keys; and the per-request session."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import current_app, g
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from whistle.config import Settings
+from whistle.services.context import Clock, Keyring, Policy
+from whistle.storage import SealedStore
+
+
+@dataclass(frozen=True)
+class Runtime:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Any]
+    store: SealedStore
+    keyring: Keyring
+    policy: Policy
+    clock: Clock
+
+    @classmethod
+    def build(cls, settings: Settings, engine: Engine, session_factory: sessionmaker[Any]) -> Runtime:
+        return cls(
+            settings=settings,
+            engine=engine,
+            session_factory=session_factory,
+            store=SealedStore(settings.files_path),
+            keyring=Keyring(
+                pepper=settings.pepper,
+                organisation_public_key=settings.organisation_public_key,
+                kdf=settings.kdf,
+            ),
+            policy=Policy(
+                max_files=settings.max_files,
+                max_file_bytes=settings.max_file_bytes,
+                acknowledge_days=settings.acknowledge_days,
+                feedback_months=settings.feedback_months,
+            ),
+            clock=Clock(ZoneInfo(settings.timezone)),
+        )
+
+    @property
+    def officer_idle(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.settings.officer_idle_minutes)
+
+    @property
+    def reporter_idle(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.settings.reporter_idle_minutes)
+
+
+def runtime() -> Runtime:
+    value: Runtime = current_app.extensions["whistle"]
+    return value
+
+
+def db() -> Session:
+    """The request's database session; the web layer commits it once, at the end."""
+    if "db" not in g:
+        g.db = runtime().session_factory()
+    session: Session = g.db
+    return session
+
+
+def finish_request(response: Any) -> Any:
+    """Commit the request's work if it succeeded; otherwise leave it to be rolled back."""
+    session = g.pop("db", None)
+    if session is not None:
+        try:
+            if response.status_code < 400:
+                session.commit()
+            else:
+                session.rollback()
+        finally:
+            session.close()
+    return response
+
+
+def close_request(_exc: BaseException | None) -> None:
+    session = g.pop("db", None)
+    if session is not None:
+        session.rollback()
+        session.close()

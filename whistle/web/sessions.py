@@ -1,0 +1,94 @@
+"""Flask's ``session``, kept server-side and sealed (see services.sessions).
+
+Only ``<id>.<key>`` travels in the cookie: HttpOnly, SameSite=Strict, Secure
+behind HTTPS, and without an expiry date, so the browser forgets it on close.
+No cookie is set until something is stored (the landing page sets none).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Request, Response
+from flask.json.tag import TaggedJSONSerializer
+from flask.sessions import SessionInterface, SessionMixin
+from werkzeug.datastructures import CallbackDict
+
+from whistle.models import SessionKind
+from whistle.services import sessions
+from whistle.web.runtime import Runtime
+
+COOKIE_NAME = "whistle"
+
+
+class SealedSession(CallbackDict[str, Any], SessionMixin):
+    def __init__(self, data: dict[str, Any] | None = None, cookie: str | None = None, refresh: bool = False):
+        def on_update(_self: Any) -> None:
+            self.modified = True
+
+        super().__init__(data or {}, on_update)
+        self.cookie = cookie
+        self.refresh = refresh
+        self.modified = False
+        self.discard_cookie: str | None = None
+
+    def regenerate(self) -> None:
+        """Start a new session id (at login), so an old id is worth nothing."""
+        self.discard_cookie = self.cookie
+        self.cookie = None
+        self.modified = True
+
+
+class SealedSessionInterface(SessionInterface):
+    serializer = TaggedJSONSerializer()
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def _idle(self, data: dict[str, Any]) -> Any:
+        return (
+            self.runtime.officer_idle
+            if data.get("kind") == SessionKind.OFFICER
+            else self.runtime.reporter_idle
+        )
+
+    def open_session(self, app: Flask, request: Request) -> SealedSession:
+        cookie = request.cookies.get(COOKIE_NAME)
+        if not cookie:
+            return SealedSession()
+        now = self.runtime.clock.now()
+        with self.runtime.session_factory() as db, db.begin():
+            found = sessions.load(db, cookie, now)
+        if found is None:
+            return SealedSession()
+        payload, expires = found
+        data = self.serializer.loads(payload.decode())
+        return SealedSession(data, cookie, sessions.needs_refresh(expires, self._idle(data), now))
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        assert isinstance(session, SealedSession)
+        secure = self.runtime.settings.secure_cookies
+        with self.runtime.session_factory() as db, db.begin():
+            if session.discard_cookie:
+                sessions.end(db, session.discard_cookie)
+            if not session:
+                if session.cookie:
+                    sessions.end(db, session.cookie)
+                    response.delete_cookie(
+                        COOKIE_NAME, path="/", secure=secure, samesite="Strict", httponly=True
+                    )
+                return
+            if not (session.modified or session.refresh or session.cookie is None):
+                return
+            kind = session.get("kind")
+            cookie = sessions.save(
+                db,
+                session.cookie,
+                self.serializer.dumps(dict(session)).encode(),
+                SessionKind(kind) if kind else None,
+                session.get("officer_id"),
+                self._idle(session),
+                self.runtime.clock.now(),
+            )
+        response.set_cookie(COOKIE_NAME, cookie, path="/", secure=secure, httponly=True, samesite="Strict")
+        response.vary.add("Cookie")
