@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from whistle.config import Settings
 from whistle.db import make_engine, make_session_factory
@@ -24,7 +26,10 @@ class Whistle(Flask):
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the app for an instance folder (``WHISTLE_INSTANCE``, or ./instance)."""
+    from whistle.services import maintenance
+    from whistle.services.context import configure_derivations
     from whistle.web import errors, logs, officer, reporter, security, setup
+    from whistle.web.limits import limiter
     from whistle.web.runtime import Runtime, close_request, finish_request
     from whistle.web.sessions import SealedSessionInterface
     from whistle.web.uploads import WhistleRequest
@@ -38,6 +43,15 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     app.request_class = WhistleRequest
+    if settings.proxy_count:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app,
+            x_for=0,
+            x_proto=settings.proxy_count,
+            x_host=settings.proxy_count,
+            x_port=0,
+            x_prefix=0,
+        )
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
@@ -45,11 +59,17 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_COOKIE_SAMESITE="Strict",
         WTF_CSRF_TIME_LIMIT=None,  # the session's own idle limit bounds a token's life
+        TRUSTED_HOSTS=[host.strip() for host in settings.trusted_hosts.split(",") if host.strip()] or None,
     )
+    configure_derivations(settings.kdf_slots or os.cpu_count() or 2, settings.kdf_wait_seconds)
     engine = make_engine(settings.database_url)
     rt = Runtime.build(settings, engine, make_session_factory(engine))
     app.extensions["whistle"] = rt
+    with rt.session_factory() as db, db.begin():
+        maintenance.sweep(db, rt.store, rt.clock.now())
     app.session_interface = SealedSessionInterface(rt)
+    app.config["RATELIMIT_STORAGE_URI"] = settings.rate_limit_storage
+    limiter.init_app(app)
     csrf.init_app(app)
     csrf.exempt(reporter.new_report)
     csrf.exempt(reporter.add_message)

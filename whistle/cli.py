@@ -108,8 +108,12 @@ def db_group() -> None:
     """The database schema."""
 
 
-@db_group.command("upgrade")
+@db_group.command("upgrade", with_appcontext=False)
 def db_upgrade() -> None:
-    """Apply every migration the database does not have yet."""
-    upgrade(_runtime().settings.database_url)
+    """Apply every migration the database does not have yet (run it before starting)."""
+    try:
+        settings = Settings.load()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    upgrade(settings.database_url)
     click.echo("The database is up to date.")

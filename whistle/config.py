@@ -45,6 +45,10 @@ class Settings:
     kdf_time_cost: int = 3
     kdf_memory_cost: int = 64 * 1024
     kdf_parallelism: int = 1
+    #: How many Argon2id derivations may run at once (0: one per core), and how
+    #: long a request waits for a turn before it gets a 503.
+    kdf_slots: int = 0
+    kdf_wait_seconds: int = 5
     #: The most that one request may carry (files included); more gets a 413 page.
     max_request_bytes: int = 110 * 1024 * 1024
     max_file_bytes: int = 100 * 1024 * 1024
@@ -55,8 +59,19 @@ class Settings:
     acknowledge_days: int = 7
     feedback_months: int = 3
     page_size: int = 50
+    #: Rate limits, in the limits library's notation. Never keyed by address.
+    rate_limit_storage: str = "memory://"
+    receipt_attempts_global: str = "120 per minute"
+    receipt_attempts_per_receipt: str = "10 per hour"
+    login_attempts_per_account: str = "10 per 15 minutes"
+    submissions_global: str = "60 per minute"
     timezone: str = "Europe/London"
     secure_cookies: bool = False
+    #: Host names the portal answers to, comma-separated (empty: any).
+    trusted_hosts: str = ""
+    #: How many reverse proxies stand in front: their X-Forwarded-Proto and
+    #: X-Forwarded-Host are then believed. X-Forwarded-For is never read.
+    proxy_count: int = 0
 
     @property
     def kdf(self) -> KdfParams:

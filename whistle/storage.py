@@ -63,16 +63,30 @@ class SealedStore:
     def delete(self, name: str) -> None:
         self._path(name).unlink(missing_ok=True)
 
-    def names(self) -> Iterator[str]:
-        """Every published blob (for sweeping files that no row refers to)."""
+    def names(self, older_than: float | None = None) -> Iterator[str]:
+        """Every published blob, or those last changed before ``older_than`` (a timestamp)."""
         for path in self.root.glob("??/*"):
-            if not path.name.startswith(_TEMP_PREFIX):
+            if not path.name.startswith(_TEMP_PREFIX) and _older(path, older_than):
                 yield path.name
 
-    def remove_partial(self) -> int:
-        """Delete files left half-written by a crash; return how many."""
+    def remove_partial(self, older_than: float | None = None) -> int:
+        """Delete files left half-written by a crash; return how many.
+
+        With several processes, pass a time well in the past so that a file
+        another process is writing right now is left alone.
+        """
         removed = 0
         for path in self.root.glob(f"??/{_TEMP_PREFIX}*"):
-            path.unlink(missing_ok=True)
-            removed += 1
+            if _older(path, older_than):
+                path.unlink(missing_ok=True)
+                removed += 1
         return removed
+
+
+def _older(path: Path, timestamp: float | None) -> bool:
+    if timestamp is None:
+        return True
+    try:
+        return path.stat().st_mtime < timestamp
+    except FileNotFoundError:
+        return False

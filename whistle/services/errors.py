@@ -43,3 +43,7 @@ class UnknownOfficer(WhistleError):
 
 class UploadRejected(WhistleError):
     """Too many files, or a file over the size limit."""
+
+
+class ServerBusy(WhistleError):
+    """Too many key derivations are running; try again shortly."""

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from whistle import crypto
 from whistle.models import Officer, SetupToken
+from whistle.services.context import derive_key
 from whistle.services.errors import LoginFailed, OfficerExists, SetupUnavailable, WeakPassword
 
 MIN_PASSWORD_CHARS = 12
@@ -60,7 +61,7 @@ def create_officer(
     pair = crypto.generate_keypair()
     password_salt, recovery_salt = crypto.new_salt(), crypto.new_salt()
     recovery_code = crypto.new_recovery_code()
-    password_key = crypto.derive_key(password.encode(), password_salt, kdf)
+    password_key = derive_key(password.encode(), password_salt, kdf)
     officer = Officer(
         public_id=public_id,
         email=email,
@@ -90,11 +91,9 @@ def authenticate(db: Session, kdf: crypto.KdfParams, email: str, password: str) 
     """
     officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email)))
     if officer is None or not officer.is_active:
-        crypto.derive_key(password.encode(), _DUMMY_SALT, kdf)
+        derive_key(password.encode(), _DUMMY_SALT, kdf)
         raise LoginFailed()
-    key = crypto.derive_key(
-        password.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf)
-    )
+    key = derive_key(password.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf))
     try:
         private_key = crypto.open_sealed(
             key, officer.private_key_sealed, _password_context(officer.public_id)

@@ -15,7 +15,7 @@ from whistle import crypto
 from whistle.models import Author, KeyPurpose, KeyWrap, Message, Officer, Recipient, Report, ReportStatus
 from whistle.services import attachments
 from whistle.services.attachments import AttachmentInfo, Upload
-from whistle.services.context import Keyring, Policy
+from whistle.services.context import Keyring, Policy, derive_key
 from whistle.services.errors import NobodyToRead, ReceiptNotFound, ReportNotFound, UnknownOfficer
 from whistle.storage import SealedStore
 
@@ -176,7 +176,7 @@ def submit_report(
     receipt = crypto.new_receipt()
     normalised = crypto.normalise_receipt(receipt)
     salt = crypto.new_salt()
-    receipt_key = crypto.derive_key(normalised.encode(), salt, keyring.kdf)
+    receipt_key = derive_key(normalised.encode(), salt, keyring.kdf)
 
     report = Report(
         public_id=public_id,
@@ -250,10 +250,10 @@ def open_with_receipt(db: Session, keyring: Keyring, receipt: str) -> tuple[str,
             select(Report).where(Report.receipt_lookup == crypto.receipt_lookup(keyring.pepper, normalised))
         )
     if report is None:
-        crypto.derive_key(normalised.encode() or b"-", _DUMMY_SALT, keyring.kdf)
+        derive_key(normalised.encode() or b"-", _DUMMY_SALT, keyring.kdf)
         raise ReceiptNotFound()
     params = crypto.KdfParams.decode(report.receipt_kdf)
-    receipt_key = crypto.derive_key(normalised.encode(), report.receipt_salt, params)
+    receipt_key = derive_key(normalised.encode(), report.receipt_salt, params)
     try:
         dek = crypto.open_sealed(receipt_key, report.dek_receipt_sealed, _receipt_context(report.public_id))
     except crypto.CryptoError as exc:

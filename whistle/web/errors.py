@@ -7,7 +7,10 @@ import logging
 from flask import Flask, render_template
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from whistle.services.errors import ServerBusy
+
 log = logging.getLogger("whistle")
+RETRY_AFTER_SECONDS = 10
 
 MESSAGES = {
     400: ("Something in that request was not right", "Please go back and try again."),
@@ -22,7 +25,10 @@ MESSAGES = {
     ),
     429: ("Too many attempts", "Please wait a little before trying again."),
     500: ("Something went wrong on our side", "Nothing you did caused this. Please try again later."),
-    503: ("The portal is busy", "Please try again in a minute."),
+    503: (
+        "The portal is busy",
+        "Nothing was lost: go back and send the page again in a few seconds.",
+    ),
 }
 
 
@@ -33,6 +39,27 @@ def render_error(status: int) -> tuple[str, int]:
 
 def handle_http(error: HTTPException) -> tuple[str, int]:
     return render_error(error.code or 500)
+
+
+def handle_too_many(_error: HTTPException) -> tuple[str, int, dict[str, str]]:
+    from whistle.web.limits import seconds_until_retry
+
+    seconds = seconds_until_retry()
+    minutes = max(1, -(-seconds // 60))
+    wait = "a minute" if minutes == 1 else f"{minutes} minutes"
+    title, _advice = MESSAGES[429]
+    page = render_template(
+        "errors/error.html",
+        title=title,
+        advice=f"For everyone's safety, this is limited. Please try again in {wait}. Nothing has been lost.",
+        status=429,
+    )
+    return page, 429, {"Retry-After": str(seconds)}
+
+
+def handle_busy(_error: ServerBusy) -> tuple[str, int, dict[str, str]]:
+    page, status = render_error(503)
+    return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def handle_unexpected(_error: InternalServerError) -> tuple[str, int]:
@@ -51,3 +78,5 @@ def log_exception_kind(
 def install(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(InternalServerError, handle_unexpected)
+    app.register_error_handler(ServerBusy, handle_busy)
+    app.register_error_handler(429, handle_too_many)

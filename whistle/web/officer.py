@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from whistle.models import ReportStatus, SessionKind
 from whistle.services import officers, reports
 from whistle.services.errors import AttachmentNotFound, LoginFailed, ReportNotFound
+from whistle.web import limits
 from whistle.web.forms import LoginForm, OfficerReplyForm, StatusForm
 from whistle.web.runtime import db, runtime
 from whistle.web.security import SANDBOX_POLICY
@@ -40,6 +41,7 @@ def require_officer() -> BaseResponse | None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limits.login_limit
 def login() -> str | BaseResponse | tuple[str, int]:
     form = LoginForm()
     if not form.validate_on_submit():

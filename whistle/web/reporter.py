@@ -16,6 +16,7 @@ from whistle.models import SessionKind
 from whistle.services import officers, reports
 from whistle.services.attachments import Upload
 from whistle.services.errors import NobodyToRead, ReceiptNotFound, UnknownOfficer, UploadRejected
+from whistle.web import limits
 from whistle.web.forms import ReceiptForm, ReporterReplyForm, ReportForm
 from whistle.web.runtime import db, runtime
 from whistle.web.sessions import SealedSession
@@ -54,6 +55,7 @@ def _render_report_form(form: ReportForm, **extra: Any) -> str:
 
 
 @bp.route("/report", methods=["GET", "POST"])
+@limits.submission_limits
 def new_report() -> str | tuple[str, int]:
     form = ReportForm()
     form.excluded_officers.choices = _officer_choices()
@@ -92,6 +94,8 @@ def new_report() -> str | tuple[str, int]:
 
 
 @bp.route("/follow-up", methods=["GET", "POST"])
+@limits.receipt_limits[0]
+@limits.receipt_limits[1]
 def follow_up() -> str | Response | tuple[str, int]:
     form = ReceiptForm()
     if not form.validate_on_submit():

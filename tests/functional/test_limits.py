@@ -1,0 +1,92 @@
+"""Rate limits and the bound on key derivations: what a guesser and a flood get."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import follow_up, form_post, login, submit_report
+from whistle import create_app
+from whistle.config import Settings
+from whistle.services import context
+
+
+@pytest.fixture
+def limited_app(instance):
+    app = create_app(
+        Settings.load(
+            instance.path,
+            receipt_attempts_per_receipt="3 per hour",
+            receipt_attempts_global="5 per minute",
+            login_attempts_per_account="2 per 15 minutes",
+            submissions_global="2 per minute",
+        )
+    )
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["whistle"].engine.dispose()
+
+
+def test_one_receipt_is_limited_whatever_its_spelling(limited_app):
+    client = limited_app.test_client()
+    for typed in ("AAAA-BBBB-CCCC-DDDD", "aaaa bbbb cccc dddd", "AAAABBBBCCCCDDDD"):
+        assert follow_up(client, typed).status_code == 422
+    response = follow_up(client, "aaaa-bbbb-cccc-dddd")
+    assert response.status_code == 429
+    page = response.get_data(as_text=True)
+    assert "Too many attempts" in page
+    assert "try again in" in page
+    assert int(response.headers["Retry-After"]) > 0
+    # Another receipt is still tried normally, from the same client.
+    assert follow_up(client, "EEEE-FFFF-GGGG-HHHH").status_code == 422
+
+
+def test_receipt_attempts_are_limited_globally_not_per_address(limited_app):
+    statuses = []
+    for number in range(6):
+        # A different client (and address) each time: the limit still holds.
+        client = limited_app.test_client()
+        client.environ_base["REMOTE_ADDR"] = f"192.0.2.{number}"
+        statuses.append(follow_up(client, f"AAAA-BBBB-CCCC-DDD{number}").status_code)
+    assert statuses == [422] * 5 + [429]
+
+
+def test_the_right_receipt_still_works_under_the_per_receipt_limit(limited_app, alice):
+    client = limited_app.test_client()
+    receipt = submit_report(client)
+    assert follow_up(client, receipt).status_code == 303
+
+
+def test_logins_are_limited_per_account_without_telling_if_it_exists(limited_app, alice):
+    client = limited_app.test_client()
+    for email in ("alice@example.org", "nobody@example.org"):
+        for _ in range(2):
+            response = form_post(client, "/officer/login", {"email": email, "password": "wrong password!"})
+            assert response.status_code == 422
+        response = form_post(client, "/officer/login", {"email": email, "password": "wrong password!"})
+        assert response.status_code == 429
+    # Another account is not affected.
+    other = form_post(client, "/officer/login", {"email": "bob@example.org", "password": "wrong password!"})
+    assert other.status_code == 422
+
+
+def test_submissions_are_limited(limited_app, alice):
+    client = limited_app.test_client()
+    submit_report(client)
+    submit_report(client)
+    response = form_post(client, "/report", {"what_happened": "third"}, content_type="multipart/form-data")
+    assert response.status_code == 429
+
+
+def test_a_flood_of_derivations_gets_503_with_retry_after(app, alice):
+    context.configure_derivations(slots=1, wait_seconds=0.01)
+    try:
+        # Hold the only slot, as a long derivation in another thread would.
+        assert context._gate._semaphore.acquire(timeout=1)
+        response = login(app.test_client(), alice)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "10"
+        assert "busy" in response.get_data(as_text=True)
+        context._gate._semaphore.release()
+        assert login(app.test_client(), alice).status_code == 303
+    finally:
+        context.configure_derivations(slots=2, wait_seconds=5)

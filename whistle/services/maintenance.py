@@ -1,0 +1,44 @@
+"""Housekeeping that keeps the instance tidy after crashes: run at start-up."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from whistle.models import Attachment
+from whistle.services import sessions
+from whistle.storage import SealedStore
+
+#: Files younger than this may belong to a submission still in flight in
+#: another process, so they are never swept.
+GRACE = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Swept:
+    partial_files: int
+    orphaned_files: int
+    expired_sessions: int
+
+
+def sweep(db: Session, store: SealedStore, now: dt.datetime) -> Swept:
+    """Remove half-written files, sealed files no row refers to, and expired sessions.
+
+    A crash between writing an attachment and committing its report leaves a
+    sealed file (never plaintext) with no row; it is deleted here once it is
+    older than :data:`GRACE`.
+    """
+    cutoff = (now - GRACE).timestamp()
+    partial = store.remove_partial(older_than=cutoff)
+    candidates = set(store.names(older_than=cutoff))
+    if candidates:
+        referenced = set(db.scalars(select(Attachment.blob_name).where(Attachment.blob_name.in_(candidates))))
+        orphans = candidates - referenced
+    else:
+        orphans = set()
+    for name in orphans:
+        store.delete(name)
+    return Swept(partial, len(orphans), sessions.sweep(db, now))

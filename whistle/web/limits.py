@@ -1,0 +1,78 @@
+"""Rate limits (Flask-Limiter): never keyed by a client address.
+
+A whistleblowing portal must not key anything on who is asking, and many
+reporters share one address (a hospital's network, a Tor exit). So limits are
+global, per receipt tried, or per officer account; each key is an HMAC, so
+neither a receipt nor an email address reaches the limiter's storage
+(process memory for one process, Redis through ``rate_limit_storage`` when
+there are several).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+
+from flask import request
+from flask_limiter import Limiter
+
+from whistle import crypto
+from whistle.web.runtime import runtime
+
+limiter = Limiter(key_func=lambda: "everyone", headers_enabled=False, strategy="moving-window")
+
+
+def _hashed(label: bytes, value: str) -> str:
+    return hmac.new(runtime().settings.secret_key, label + value.encode(), hashlib.sha256).hexdigest()[:24]
+
+
+def receipt_key() -> str:
+    """The receipt being tried, normalised, so every spelling of one receipt shares a bucket."""
+    typed = request.form.get("receipt", "")
+    try:
+        typed = crypto.normalise_receipt(typed)
+    except crypto.InvalidCode:
+        typed = typed.strip().upper()
+    return _hashed(b"receipt:", typed)
+
+
+def account_key() -> str:
+    return _hashed(b"login:", request.form.get("email", "").strip().lower())
+
+
+def everyone() -> str:
+    return "everyone"
+
+
+def receipt_limit_global() -> str:
+    return runtime().settings.receipt_attempts_global
+
+
+def receipt_limit_per_receipt() -> str:
+    return runtime().settings.receipt_attempts_per_receipt
+
+
+def login_limit_per_account() -> str:
+    return runtime().settings.login_attempts_per_account
+
+
+def submission_limit() -> str:
+    return runtime().settings.submissions_global
+
+
+receipt_limits = [
+    limiter.limit(receipt_limit_global, key_func=everyone, methods=["POST"], scope="receipt-all"),
+    limiter.limit(receipt_limit_per_receipt, key_func=receipt_key, methods=["POST"], scope="receipt-one"),
+]
+login_limit = limiter.limit(login_limit_per_account, key_func=account_key, methods=["POST"], scope="login")
+submission_limits = limiter.limit(submission_limit, key_func=everyone, methods=["POST"], scope="submit")
+
+
+def seconds_until_retry() -> int:
+    """How long the limit that was just hit has left to run."""
+    current = limiter.current_limit
+    if current is None:
+        return 60
+    return max(1, math.ceil(current.reset_at - time.time()))
