@@ -26,7 +26,10 @@ base_url = "http://127.0.0.1:5000"
 
 
 def _create_app() -> object:
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app)
@@ -85,7 +88,7 @@ def add_officer(email: str, display_name: str, admin: bool) -> None:
                 db, rt.keyring.kdf, email, display_name, password, rt.clock.now(), is_admin=admin
             )
         except (WeakPassword, OfficerExists) as error:
-            raise click.ClickException(str(error) or "that email address is already in use") from error
+            raise click.ClickException(str(error)) from error
     click.echo(f"Officer {created.officer.email} created.")
     click.echo("One-time recovery key (give it to the officer to keep safe; it is not stored):")
     click.echo(created.recovery_code)

@@ -94,11 +94,11 @@ class Settings:
                 values.update(tomllib.load(handle))
         values.update(_from_environment())
         values.update(overrides)
-        known = {f.name: f for f in dataclasses.fields(cls)}
+        known = {f.name: f for f in dataclasses.fields(cls) if f.name not in _FROM_FILES}
         unknown = set(values) - set(known)
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
-        values = {name: _coerce(known[name].type, value) for name, value in values.items()}
+        values = {name: _coerce(name, known[name].type, value) for name, value in values.items()}
         values.setdefault("database_url", f"sqlite:///{path / 'whistle.db'}")
         return cls(
             instance_path=path,
@@ -109,6 +109,8 @@ class Settings:
         )
 
 
+#: Fields that come from the instance folder and its secret files, never from settings.
+_FROM_FILES = {"instance_path", "secret_key", "pepper", "organisation_public_key"}
 _ENV_PREFIX = "WHISTLE_"
 _NOT_SETTINGS = {"WHISTLE_INSTANCE", "WHISTLE_TEST_DATABASE_URL"}
 
@@ -121,14 +123,25 @@ def _from_environment() -> dict[str, str]:
     }
 
 
-def _coerce(kind: Any, value: Any) -> Any:
-    if kind in ("bool", bool) and isinstance(value, str):
-        return value.strip().lower() in {"1", "true", "yes", "on"}
-    if kind in ("int", int) and isinstance(value, str):
-        try:
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    """Read a setting as its declared type; anything unclear stops start-up."""
+    if kind in ("bool", bool):
+        word = str(value).strip().lower()
+        if isinstance(value, bool) or word in _TRUE | _FALSE:
+            return value if isinstance(value, bool) else word in _TRUE
+        raise ConfigError(f"{name} must be true or false, not {value!r}")
+    if kind in ("int", int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
             return int(value)
-        except ValueError as exc:
-            raise ConfigError(f"{value!r} is not a whole number") from exc
+        raise ConfigError(f"{name} must be a whole number, not {value!r}")
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be text, not {value!r}")
     return value
 
 

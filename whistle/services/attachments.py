@@ -114,7 +114,6 @@ def _seal_one(
     meta = {"name": filename, "type": upload.content_type or GENERIC_TYPE, "size": size}
     return Attachment(
         public_id=public_id,
-        report=report,
         author=author,
         uploaded_on=today,
         meta_sealed=crypto.seal(dek, json.dumps(meta).encode(), _meta_context(report, public_id)),

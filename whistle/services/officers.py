@@ -56,7 +56,7 @@ def create_officer(
     check_password(password)
     email = normalise_email(email)
     if db.scalar(select(Officer.id).where(Officer.email == email)) is not None:
-        raise OfficerExists(email)
+        raise OfficerExists(f"An officer with the email address {email} already exists.")
     public_id = crypto.new_public_id()
     pair = crypto.generate_keypair()
     password_salt, recovery_salt = crypto.new_salt(), crypto.new_salt()

@@ -296,11 +296,10 @@ def add_reporter_message(
 ) -> None:
     """The reporter answers or adds evidence; officers see there is something new."""
     report = _report(db, public_id)
+    sealed = attachments.seal_uploads(store, report, dek, uploads, Author.REPORTER, policy, today)
     if body:
         _add_message(report, dek, Author.REPORTER, None, body, today)
-    report.attachments.extend(
-        attachments.seal_uploads(store, report, dek, uploads, Author.REPORTER, policy, today)
-    )
+    report.attachments.extend(sealed)
     report.unread_reporter_messages = True
     db.flush()
 
@@ -393,9 +392,8 @@ def open_report(
 ) -> OfficerCase:
     """Decrypt a report for an officer who holds its key, and mark it read."""
     report, dek = _officer_dek(db, officer, private_key, public_id)
-    answers = Answers(
-        **json.loads(crypto.open_sealed(dek, report.answers_sealed, _answers_context(public_id)))
-    )
+    fields = json.loads(crypto.open_sealed(dek, report.answers_sealed, _answers_context(public_id)))
+    answers = Answers(**{**fields, "excluded_officers": tuple(fields["excluded_officers"])})
     if report.first_read_on is None:
         report.first_read_on = today
     report.unread_reporter_messages = False

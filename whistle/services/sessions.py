@@ -84,8 +84,12 @@ def save(
     officer_id: int | None,
     idle: dt.timedelta,
     now: dt.datetime,
-) -> str:
-    """Store the session's data; return the cookie value (new when ``cookie`` is None)."""
+) -> str | None:
+    """Store the session's data; return the cookie value (new when ``cookie`` is None).
+
+    Returns None when the session was ended meanwhile (a logout in another tab,
+    or expiry): an ended session is never brought back to life.
+    """
     parts = _split(cookie) if cookie else None
     if parts is None:
         raw_id, key = secrets.token_bytes(_ID_BYTES), crypto.new_key()
@@ -99,6 +103,8 @@ def save(
     sealed = crypto.seal(key, int(expires.timestamp()).to_bytes(8, "big") + data, _context(id_hash))
     row = db.scalar(select(ServerSession).where(ServerSession.token_hash == id_hash))
     if row is None:
+        if parts is not None:
+            return None
         row = ServerSession(token_hash=id_hash)
         db.add(row)
     row.kind = kind

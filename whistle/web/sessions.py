@@ -90,5 +90,8 @@ class SealedSessionInterface(SessionInterface):
                 self._idle(session),
                 self.runtime.clock.now(),
             )
+        if cookie is None:
+            response.delete_cookie(COOKIE_NAME, path="/", secure=secure, samesite="Strict", httponly=True)
+            return
         response.set_cookie(COOKIE_NAME, cookie, path="/", secure=secure, httponly=True, samesite="Strict")
         response.vary.add("Cookie")

@@ -32,7 +32,10 @@ def first_admin(token: str) -> str | tuple[str, int]:
         )
     except SetupUnavailable:
         abort(404)
-    except (WeakPassword, OfficerExists) as error:
-        form.password.errors.append(str(error) or "That email address is already in use.")
+    except WeakPassword as error:
+        form.password.errors.append(str(error))
+        return render_template("setup/first_admin.html", form=form), 422
+    except OfficerExists as error:
+        form.email.errors.append(str(error))
         return render_template("setup/first_admin.html", form=form), 422
     return render_template("setup/done.html", officer=created.officer, recovery_code=created.recovery_code)
