@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from whistle.services.context import configure_derivations
     from whistle.web import errors, logs, officer, reporter, security, setup
     from whistle.web.limits import limiter
-    from whistle.web.runtime import Runtime, close_request, finish_request
+    from whistle.web.runtime import PublicIdConverter, Runtime, close_request, finish_request
     from whistle.web.sessions import SealedSessionInterface
     from whistle.web.uploads import WhistleRequest
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         static_folder=str(ROOT / "static"),
     )
     app.request_class = WhistleRequest
+    app.url_map.converters["public_id"] = PublicIdConverter
     if settings.proxy_count:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app,
@@ -59,6 +60,10 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_COOKIE_SAMESITE="Strict",
         WTF_CSRF_TIME_LIMIT=None,  # the session's own idle limit bounds a token's life
+        # Pages send no Referer (Referrer-Policy: no-referrer), so Flask-WTF's HTTPS
+        # referrer check would refuse every form; the token and the SameSite=Strict
+        # cookie are the defence against cross-site requests.
+        WTF_CSRF_SSL_STRICT=False,
         TRUSTED_HOSTS=[host.strip() for host in settings.trusted_hosts.split(",") if host.strip()] or None,
     )
     configure_derivations(settings.kdf_slots or os.cpu_count() or 2, settings.kdf_wait_seconds)

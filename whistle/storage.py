@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,6 +51,7 @@ class SealedStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, path)
+            _to_start_of_day(path)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -81,6 +83,18 @@ class SealedStore:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+def start_of_day(timestamp: float) -> float:
+    return float(int(timestamp) // 86_400 * 86_400)
+
+
+def _to_start_of_day(path: Path) -> None:
+    """File times would tell when a reporter uploaded: keep only the day (UTC),
+    on the file and on the folder whose time its arrival changed."""
+    day = start_of_day(time.time())
+    for target in (path, path.parent):
+        os.utime(target, (day, day))
 
 
 def _older(path: Path, timestamp: float | None) -> bool:

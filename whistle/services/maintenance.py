@@ -10,10 +10,10 @@ from sqlalchemy.orm import Session
 
 from whistle.models import Attachment
 from whistle.services import sessions
-from whistle.storage import SealedStore
+from whistle.storage import SealedStore, start_of_day
 
-#: Files younger than this may belong to a submission still in flight in
-#: another process, so they are never swept.
+#: Half-written files younger than this may belong to a submission still in
+#: flight in another process, so they are never swept.
 GRACE = dt.timedelta(hours=1)
 
 
@@ -29,11 +29,12 @@ def sweep(db: Session, store: SealedStore, now: dt.datetime) -> Swept:
 
     A crash between writing an attachment and committing its report leaves a
     sealed file (never plaintext) with no row; it is deleted here once it is
-    older than :data:`GRACE`.
+    certainly not a submission still in flight elsewhere.
     """
-    cutoff = (now - GRACE).timestamp()
-    partial = store.remove_partial(older_than=cutoff)
-    candidates = set(store.names(older_than=cutoff))
+    partial = store.remove_partial(older_than=(now - GRACE).timestamp())
+    # Published files carry only their day, so an orphan is swept once its day
+    # is over and a whole day more has passed.
+    candidates = set(store.names(older_than=start_of_day((now - dt.timedelta(days=1)).timestamp())))
     if candidates:
         referenced = set(db.scalars(select(Attachment.blob_name).where(Attachment.blob_name.in_(candidates))))
         orphans = candidates - referenced

@@ -348,7 +348,7 @@ def list_reports(db: Session, officer: Officer, policy: Policy, page: int, size:
     """The reports this officer holds a key for, newest first; nothing is decrypted."""
     base = _readable_by(officer)
     total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
-    page = max(1, page)
+    page = min(max(1, page), max(1, -(-total // size)))
     reports = db.scalars(
         base.order_by(Report.received_on.desc(), Report.id.desc()).offset((page - 1) * size).limit(size)
     )

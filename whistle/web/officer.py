@@ -15,7 +15,7 @@ from whistle.services.errors import AttachmentNotFound, LoginFailed, ReportNotFo
 from whistle.web import limits
 from whistle.web.forms import LoginForm, OfficerReplyForm, StatusForm
 from whistle.web.runtime import db, runtime
-from whistle.web.security import SANDBOX_POLICY
+from whistle.web.security import SANDBOX_POLICY, content_disposition
 from whistle.web.sessions import SealedSession
 
 bp = Blueprint("officer", __name__, url_prefix="/officer")
@@ -97,12 +97,12 @@ def _render_report(public_id: str, reply: OfficerReplyForm, status: StatusForm) 
     )
 
 
-@bp.get("/reports/<public_id>")
+@bp.get("/reports/<public_id:public_id>")
 def show_report(public_id: str) -> str:
     return _render_report(public_id, OfficerReplyForm(formdata=None), StatusForm(formdata=None))
 
 
-@bp.post("/reports/<public_id>/messages")
+@bp.post("/reports/<public_id:public_id>/messages")
 def add_message(public_id: str) -> str | BaseResponse | tuple[str, int]:
     form = OfficerReplyForm()
     if not form.validate():
@@ -116,7 +116,7 @@ def add_message(public_id: str) -> str | BaseResponse | tuple[str, int]:
     return redirect(url_for("officer.show_report", public_id=public_id), 303)
 
 
-@bp.post("/reports/<public_id>/status")
+@bp.post("/reports/<public_id:public_id>/status")
 def change_status(public_id: str) -> str | BaseResponse | tuple[str, int]:
     form = StatusForm()
     if not form.validate():
@@ -130,7 +130,7 @@ def change_status(public_id: str) -> str | BaseResponse | tuple[str, int]:
     return redirect(url_for("officer.show_report", public_id=public_id), 303)
 
 
-@bp.get("/reports/<public_id>/attachments/<attachment_id>")
+@bp.get("/reports/<public_id:public_id>/attachments/<public_id:attachment_id>")
 def download_attachment(public_id: str, attachment_id: str) -> Response:
     rt = runtime()
     try:
@@ -141,6 +141,6 @@ def download_attachment(public_id: str, attachment_id: str) -> Response:
         abort(404)
     response = Response(chunks, mimetype="application/octet-stream")
     response.headers["Content-Length"] = str(info.size)
-    response.headers.set("Content-Disposition", "attachment", filename=info.filename)
+    response.headers["Content-Disposition"] = content_disposition(info.filename)
     response.headers["Content-Security-Policy"] = SANDBOX_POLICY
     return response

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app, g
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.routing import BaseConverter
 
 from whistle.config import Settings
 from whistle.services.context import Clock, Keyring, Policy
@@ -54,6 +55,12 @@ class Runtime:
     @property
     def reporter_idle(self) -> dt.timedelta:
         return dt.timedelta(minutes=self.settings.reporter_idle_minutes)
+
+
+class PublicIdConverter(BaseConverter):
+    """A random public id in a URL: 32 lower-case hex digits, anything else is a 404."""
+
+    regex = "[0-9a-f]{32}"
 
 
 def runtime() -> Runtime:

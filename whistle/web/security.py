@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
+from urllib.parse import quote
+
 from flask import Flask, Response, request
 
 CONTENT_SECURITY_POLICY = (
@@ -14,6 +17,17 @@ PERMISSIONS_POLICY = (
     "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), microphone=(), "
     "payment=(), usb=(), interest-cohort=(), browsing-topics=()"
 )
+
+
+def content_disposition(filename: str) -> str:
+    """``attachment`` with the file's name (RFC 6266): an ASCII fallback, and the
+    exact name as ``filename*`` when it is not plain ASCII."""
+    fallback = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+    fallback = "".join(c for c in fallback if c.isprintable() and c not in '"\\;') or "file"
+    value = f'attachment; filename="{fallback}"'
+    if fallback != filename:
+        value += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    return value
 
 
 def add_security_headers(response: Response) -> Response:
