@@ -265,8 +265,10 @@ def test_maintenance_sweeps_old_leftovers_and_expired_sessions_only(
     young_partial = old_orphan.parent / (".part-" + "cd" * 24)
     old_partial.write_bytes(b"half")
     young_partial.write_bytes(b"half")
-    for path in (attached, old_orphan, old_partial):
-        _age(path, maintenance.GRACE + dt.timedelta(minutes=5))
+    _age(old_partial, maintenance.GRACE + dt.timedelta(minutes=5))
+    # Published files only carry their day: an orphan goes once a whole day more has passed.
+    for path in (attached, old_orphan):
+        _age(path, dt.timedelta(days=2, minutes=5))
     expired = _save(db, now=now - dt.timedelta(hours=3))
     live = _save(db, now=now)
 
