@@ -53,6 +53,7 @@ class Settings:
     max_request_bytes: int = 110 * 1024 * 1024
     max_file_bytes: int = 100 * 1024 * 1024
     max_files: int = 10
+    max_clean_bytes: int = 32 * 1024 * 1024
     max_text_chars: int = 20_000
     officer_idle_minutes: int = 30
     reporter_idle_minutes: int = 20

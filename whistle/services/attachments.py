@@ -12,9 +12,18 @@ from whistle import crypto
 from whistle.models import Attachment, Author, Report
 from whistle.services.context import Policy
 from whistle.services.errors import AttachmentNotFound, UploadRejected
+from whistle.services.metadata import CleanStatus, clean
 from whistle.storage import SealedStore
 
 MAX_NAME_CHARS = 200
+CLEANING_TEXT: dict[str, str] = {
+    CleanStatus.CLEANED: "Hidden details (such as author, device or location) were removed.",
+    CleanStatus.NOTHING_FOUND: "No hidden details were found.",
+    CleanStatus.KEPT: "Kept exactly as sent, hidden details included, as the reporter asked.",
+    CleanStatus.UNSUPPORTED: "This type of file cannot be cleaned: it was stored exactly as sent.",
+    CleanStatus.TOO_LARGE: "Too large to be cleaned: it was stored exactly as sent.",
+    CleanStatus.FAILED: "Could not be read to be cleaned: it was stored exactly as sent.",
+}
 GENERIC_TYPE = "application/octet-stream"
 
 
@@ -25,6 +34,8 @@ class Upload:
     filename: str
     content_type: str
     stream: IO[bytes]
+    #: The reporter asked to keep the file exactly as it is (its metadata is evidence).
+    keep_original: bool = False
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,12 @@ class AttachmentInfo:
     size: int
     author: Author
     uploaded_on: dt.date
+    #: What happened to the file's hidden details (a metadata.CleanStatus value).
+    cleaning: str = ""
+
+    @property
+    def cleaning_text(self) -> str:
+        return CLEANING_TEXT.get(self.cleaning, "")
 
 
 def check_uploads(uploads: Sequence[Upload], limits: Policy) -> None:
@@ -104,14 +121,20 @@ def _seal_one(
     public_id = crypto.new_public_id()
     filename = _clean_filename(upload.filename)
     source = _Limited(upload.stream, limits.max_file_bytes, filename)
+    cleaned = clean(source, keep_original=upload.keep_original, max_bytes=limits.max_clean_bytes)  # type: ignore[arg-type]
     with store.create() as (blob_name, sink):
         size = crypto.encrypt_stream(
             crypto.file_key(dek, public_id),
             _data_context(report, public_id),
-            source,  # type: ignore[arg-type]
+            cleaned.stream,  # type: ignore[arg-type]
             sink,
         )
-    meta = {"name": filename, "type": upload.content_type or GENERIC_TYPE, "size": size}
+    meta = {
+        "name": filename,
+        "type": upload.content_type or GENERIC_TYPE,
+        "size": size,
+        "cleaning": cleaned.status.value,
+    }
     return Attachment(
         public_id=public_id,
         author=author,
@@ -139,6 +162,7 @@ def describe(report: Report, dek: bytes, attachment: Attachment) -> AttachmentIn
         size=meta["size"],
         author=attachment.author,
         uploaded_on=attachment.uploaded_on,
+        cleaning=meta.get("cleaning", ""),
     )
 
 

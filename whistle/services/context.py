@@ -41,6 +41,8 @@ class Policy:
 
     max_files: int = 10
     max_file_bytes: int = 100 * 1024 * 1024
+    #: Files up to this size have their metadata removed; larger ones are stored as sent.
+    max_clean_bytes: int = 32 * 1024 * 1024
     acknowledge_days: int = 7
     feedback_months: int = 3
 

@@ -71,6 +71,7 @@ class Submitted:
     public_id: str
     received_on: dt.date
     deadlines: Deadlines
+    files: list[AttachmentInfo]
 
 
 @dataclass(frozen=True)
@@ -207,12 +208,12 @@ def submit_report(
                     key_wrapped=crypto.wrap_key(officer.public_key, key, info),
                 )
             )
-    report.attachments.extend(
-        attachments.seal_uploads(store, report, dek, uploads, Author.REPORTER, policy, today)
-    )
+    sealed = attachments.seal_uploads(store, report, dek, uploads, Author.REPORTER, policy, today)
+    report.attachments.extend(sealed)
     db.add(report)
     db.flush()
-    return Submitted(receipt, public_id, today, deadlines(today, None, policy))
+    files = [attachments.describe(report, dek, attachment) for attachment in sealed]
+    return Submitted(receipt, public_id, today, deadlines(today, None, policy), files)
 
 
 def _readers(db: Session, excluded_ids: Sequence[str]) -> list[Officer]:

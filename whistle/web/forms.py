@@ -103,6 +103,7 @@ class ReportForm(FlaskForm):
         ],
     )
     attachments = MultipleFileField("Files (optional)")
+    keep_original = BooleanField("Keep my files exactly as they are, hidden details included")
     excluded_officers = MultiCheckboxField("Officers who should not see this report (optional)")
     emergency_seen = BooleanField()
 
@@ -128,6 +129,7 @@ class ReporterReplyForm(FlaskForm):
         ],
     )
     attachments = MultipleFileField("Add files (optional)")
+    keep_original = BooleanField("Keep my files exactly as they are, hidden details included")
 
 
 class LoginForm(FlaskForm):

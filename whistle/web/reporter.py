@@ -29,10 +29,11 @@ RECEIPT_NOT_FOUND = (
 )
 
 
-def uploads_from(field_name: str) -> list[Upload]:
+def uploads_from(form: ReportForm | ReporterReplyForm) -> list[Upload]:
+    keep = bool(form.keep_original.data)
     return [
-        Upload(filename=file.filename or "", content_type=file.mimetype or "", stream=file.stream)
-        for file in request.files.getlist(field_name)
+        Upload(file.filename or "", file.mimetype or "", file.stream, keep_original=keep)
+        for file in request.files.getlist(form.attachments.name)
         if file.filename
     ]
 
@@ -61,7 +62,7 @@ def new_report() -> str | tuple[str, int]:
     form.excluded_officers.choices = _officer_choices()
     if request.method == "GET":
         return _render_report_form(form)
-    files = uploads_from(form.attachments.name)
+    files = uploads_from(form)
     if not form.validate():
         return _render_report_form(form, files_lost=bool(files)), 422
     if form.immediate_risk.data == "yes" and not form.emergency_seen.data:
@@ -122,7 +123,7 @@ def _reporter_access() -> tuple[str, bytes]:
 def _render_case(form: ReporterReplyForm, **extra: Any) -> str:
     report_id, dek = _reporter_access()
     case = reports.reporter_case(db(), report_id, dek, runtime().policy)
-    return render_template("reporter/show_case.html", case=case, form=form, **extra)
+    return render_template("reporter/show_case.html", case=case, form=form, policy=runtime().policy, **extra)
 
 
 @bp.get("/follow-up/case")
@@ -134,7 +135,7 @@ def show_case() -> str:
 def add_message() -> str | Response | tuple[str, int]:
     report_id, dek = _reporter_access()
     form = ReporterReplyForm()
-    files = uploads_from(form.attachments.name)
+    files = uploads_from(form)
     if not form.validate():
         return _render_case(form, files_lost=bool(files)), 422
     if not (form.body.data or files):
