@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint format bench clean
+.PHONY: run test lint audit format bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,16 +18,19 @@ run: $(INSTALLED)
 	$(BIN)/whistle run --host 127.0.0.1 --port 5000
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check whistle tests migrations
-	$(BIN)/ruff format --check whistle tests migrations
+	$(BIN)/ruff check whistle tests migrations tools wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check whistle tests migrations tools wsgi.py gunicorn.conf.py
 	$(BIN)/mypy whistle
+
+audit: $(INSTALLED)
+	$(BIN)/python tools/audit_dependencies.py
 
 test: lint
 	$(BIN)/python -m pytest --cov --cov-report=term
 
 format: $(INSTALLED)
-	$(BIN)/ruff format whistle tests migrations
-	$(BIN)/ruff check --fix whistle tests migrations
+	$(BIN)/ruff format whistle tests migrations tools
+	$(BIN)/ruff check --fix whistle tests migrations tools
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

@@ -55,7 +55,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         )
     app.config.update(
         SECRET_KEY=settings.secret_key,
-        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        MAX_CONTENT_LENGTH=settings.request_limit,
         MAX_FORM_MEMORY_SIZE=4 * 1024 * 1024,
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         SESSION_COOKIE_SAMESITE="Strict",

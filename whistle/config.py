@@ -49,8 +49,10 @@ class Settings:
     #: long a request waits for a turn before it gets a 503.
     kdf_slots: int = 0
     kdf_wait_seconds: int = 5
-    #: The most that one request may carry (files included); more gets a 413 page.
-    max_request_bytes: int = 110 * 1024 * 1024
+    #: The most that one request may carry, files included; more gets a 413 page.
+    #: 0 means room for max_files files of max_file_bytes, so that a file over
+    #: its own limit is refused by the form, which gives the reporter's text back.
+    max_request_bytes: int = 0
     max_file_bytes: int = 100 * 1024 * 1024
     max_files: int = 10
     max_clean_bytes: int = 32 * 1024 * 1024
@@ -77,6 +79,10 @@ class Settings:
     @property
     def kdf(self) -> KdfParams:
         return KdfParams(self.kdf_time_cost, self.kdf_memory_cost, self.kdf_parallelism)
+
+    @property
+    def request_limit(self) -> int:
+        return self.max_request_bytes or self.max_files * self.max_file_bytes + 16 * 1024 * 1024
 
     @property
     def files_path(self) -> Path:
