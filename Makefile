@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint audit format bench clean
+.PHONY: run serve test lint audit format bench clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ run: $(INSTALLED)
 	$(BIN)/whistle init --if-missing
 	$(BIN)/whistle setup-link
 	$(BIN)/whistle run --host 127.0.0.1 --port 5000
+
+# Production serving (docs/deploy.md): migrate, then gunicorn as gunicorn.conf.py tunes it.
+serve: $(INSTALLED)
+	$(BIN)/whistle db upgrade
+	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check whistle tests migrations tools wsgi.py gunicorn.conf.py

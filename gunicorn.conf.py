@@ -1,22 +1,113 @@
-"""gunicorn settings for Whistle: `gunicorn -c gunicorn.conf.py wsgi:app`.
+"""gunicorn settings for Whistle: `gunicorn -c gunicorn.conf.py wsgi:app` (what `make serve` runs).
 
-The access log leaves out the client address (%(h)s), the time (%(t)s), the
-user agent (%(a)s) and the referrer (%(f)s): none of them may be kept.
+Sizes follow the cores this process may use (WHISTLE_WORKERS, WHISTLE_THREADS
+and WHISTLE_BIND override them; docs/deploy.md says more):
+
+- workers: one per core when the rate-limit counters are shared (Redis, the
+  ``rate_limit_storage`` setting); one alone while they live in process memory
+  (``memory://``, the default), since every worker would count on its own and
+  each limit would be multiplied by their number.
+- threads: a worker spends most of its time waiting for the network (a large
+  upload arrives slowly, a download leaves slowly), so 4 per worker, and at
+  least 2 per core in all.
+- Argon2id derivations (64 MiB and a core each): unless ``kdf_slots`` is set,
+  each worker may run cores / workers of them at once, so that all workers
+  together use the cores without exhausting memory.
+
+Timeouts: with threads, ``timeout`` only detects a worker that has hung; a
+request may take as long as its upload does (nginx in front drops clients that
+stall). ``graceful_timeout`` lets uploads in flight finish when the server is
+restarted or stopped.
+
+Nothing identifying is logged: the access log leaves out the client address
+(%(h)s), the time (%(t)s), the user agent (%(a)s) and the referrer (%(f)s), and
+gunicorn's own warning about a malformed request is written without the
+address it names. WHISTLE_ACCESS_LOG=off turns the access log off (under
+systemd the journal stamps every line with the time: see docs/deploy.md).
 """
 
-import multiprocessing
+from __future__ import annotations
+
+import logging
 import os
+import re
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _instance_settings() -> Any:
+    """The instance's settings, or None if they cannot be read (the app then says why at start-up)."""
+    from whistle.config import ConfigError, Settings
+
+    try:
+        return Settings.load()
+    except (ConfigError, ValueError):  # ValueError: a whistle.toml that is not TOML
+        return None
+
+
+cores = _cores()
+_settings = _instance_settings()
+_shared_limits = _settings is not None and not _settings.rate_limit_storage.startswith("memory")
 
 bind = os.environ.get("WHISTLE_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("WHISTLE_WORKERS", multiprocessing.cpu_count()))
-threads = int(os.environ.get("WHISTLE_THREADS", 4))
+workers = int(os.environ.get("WHISTLE_WORKERS", cores if _shared_limits else 1))
+threads = int(os.environ.get("WHISTLE_THREADS", max(4, -(-2 * cores // workers))))
 worker_class = "gthread"
-# Large uploads over slow connections: a request may take a long time to arrive.
-timeout = 300
-graceful_timeout = 30
+
+timeout = 60
+graceful_timeout = 120
 keepalive = 5
-accesslog = "-"
+# Many Whistle servers may run side by side (hosts, interfaces, tests): none
+# takes the user's one gunicornc control socket ($HOME/.gunicorn/gunicorn.ctl).
+control_socket_disable = True
+umask = 0o077
+forwarded_allow_ips = os.environ.get("WHISTLE_FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+_access_log = os.environ.get("WHISTLE_ACCESS_LOG", "-")
+accesslog = None if _access_log.lower() in ("", "off", "none") else _access_log
 access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
-forwarded_allow_ips = os.environ.get("WHISTLE_FORWARDED_ALLOW_IPS", "127.0.0.1")
-umask = 0o077
+
+#: "Invalid request from ip=192.0.2.1: ..." (and ip=::1, or ip= for a Unix socket).
+_CLIENT_ADDRESS = re.compile(r"\bip=\S*?(?=: )")
+
+
+def _without_client_address(record: logging.LogRecord) -> bool:
+    if isinstance(record.msg, str) and "ip=" in record.msg:
+        record.msg = _CLIENT_ADDRESS.sub("ip=-", record.msg)
+    return True
+
+
+class NoClientAddressLogger(Logger):
+    """gunicorn's logger, minus the client address of its warning about a malformed request."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        self.error_log.addFilter(_without_client_address)
+
+
+logger_class = NoClientAddressLogger
+
+
+def on_starting(server: Any) -> None:
+    """Before the workers start, with their number as finally set (the command line wins)."""
+    count = server.cfg.workers
+    server.log.info("Whistle: %s worker(s) of %s thread(s) on %s core(s)", count, server.cfg.threads, cores)
+    if _settings is None:
+        return
+    if count > 1 and not _shared_limits:
+        server.log.warning(
+            "Whistle: %s workers count rate limits each in their own memory: set rate_limit_storage "
+            "to a Redis server (WHISTLE_RATE_LIMIT_STORAGE=redis://...) so that they share them",
+            count,
+        )
+    if not _settings.kdf_slots and "WHISTLE_KDF_SLOTS" not in os.environ:
+        os.environ["WHISTLE_KDF_SLOTS"] = str(max(1, cores // count))  # inherited by the workers

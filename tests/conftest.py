@@ -36,6 +36,7 @@ def _reset_postgresql(url: str) -> None:
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     with engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        connection.execute(text("INSERT INTO audit_head (id, entries) VALUES (1, 0)"))
     engine.dispose()
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.sansio.blueprints import Blueprint
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -23,14 +24,41 @@ class Whistle(Flask):
 
         log_exception_kind(exc_info)
 
+    def register_blueprint(self, blueprint: Blueprint, **options: Any) -> None:
+        """Register a blueprint if it belongs to the interface this process serves
+        (the ``interface`` setting: a split deployment, see whistle.web.interfaces)."""
+        from whistle.web.interfaces import serves
+
+        if serves(self.config.get("WHISTLE_INTERFACE", "all"), blueprint.name):
+            super().register_blueprint(blueprint, **options)
+
 
 def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     """Build the app for an instance folder (``WHISTLE_INSTANCE``, or ./instance)."""
     from whistle.services import maintenance
     from whistle.services.context import configure_derivations
-    from whistle.web import errors, logs, officer, reporter, security, setup
-    from whistle.web.limits import limiter
-    from whistle.web.runtime import PublicIdConverter, Runtime, close_request, finish_request
+    from whistle.web import (
+        account,
+        admin,
+        errors,
+        logs,
+        markdown,
+        officer,
+        oversight,
+        reporter,
+        security,
+        setup,
+    )
+    from whistle.web.interfaces import choose_interface
+    from whistle.web.limits import limiter, storage_options
+    from whistle.web.runtime import (
+        PublicIdConverter,
+        Runtime,
+        close_request,
+        finish_request,
+        local_time,
+        organisation,
+    )
     from whistle.web.sessions import SealedSessionInterface
     from whistle.web.uploads import WhistleRequest
 
@@ -44,6 +72,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     )
     app.request_class = WhistleRequest
     app.url_map.converters["public_id"] = PublicIdConverter
+    choose_interface(app, settings.interface)
     if settings.proxy_count:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app,
@@ -74,6 +103,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         maintenance.sweep(db, rt.store, rt.clock.now())
     app.session_interface = SealedSessionInterface(rt)
     app.config["RATELIMIT_STORAGE_URI"] = settings.rate_limit_storage
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = storage_options(settings)
     limiter.init_app(app)
     csrf.init_app(app)
     csrf.exempt(reporter.new_report)
@@ -81,10 +111,15 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
 
     app.register_blueprint(reporter.bp)
     app.register_blueprint(officer.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(setup.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(oversight.bp)
     app.after_request(finish_request)
     app.teardown_request(close_request)
     security.install(app)
     errors.install(app)
-    app.jinja_env.globals["organisation_name"] = settings.organisation_name
+    app.jinja_env.filters["markdown"] = markdown.render
+    app.jinja_env.filters["local_time"] = local_time
+    app.context_processor(lambda: {"organisation_name": organisation()["organisation_name"]})
     return app

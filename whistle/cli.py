@@ -1,20 +1,23 @@
-"""The ``whistle`` command: ``init``, ``officer add``, ``setup-link``, ``db upgrade``, Flask's ``run``."""
+"""The ``whistle`` command: ``init``, ``officer add``, ``setup-link``, ``db upgrade``, Flask's ``run``;
+for cron, ``purge`` (retention) and ``notify`` (email to officers)."""
 
 from __future__ import annotations
 
 import os
 import sys
+from typing import TextIO
 
 import click
 from flask import current_app
 from flask.cli import FlaskGroup
 
-from whistle import create_app
+from whistle import audit, create_app
 from whistle.config import ConfigError, Settings, create_instance, instance_path_from_env
-from whistle.crypto import export_private_key
+from whistle.crypto import InvalidCode, export_private_key, import_private_key
 from whistle.db import upgrade
-from whistle.services import officers
-from whistle.services.errors import OfficerExists, WeakPassword
+from whistle.services import notifications, officers, recovery, retention
+from whistle.services import settings as settings_service
+from whistle.services.errors import OfficerExists, UnknownOfficer, WeakPassword, WrongRecoveryKey
 from whistle.web.runtime import Runtime
 
 DEFAULT_SETTINGS = """\
@@ -106,6 +109,54 @@ def setup_link() -> None:
     click.echo(f"  {rt.settings.base_url.rstrip('/')}/setup/{token}")
 
 
+@cli.group("audit")
+def audit_group() -> None:
+    """The audit log."""
+
+
+@audit_group.command("verify")
+def audit_verify() -> None:
+    """Check the hash chain; exit non-zero naming the first entry that does not fit."""
+    rt = _runtime()
+    with rt.session_factory() as db:
+        verdict = audit.verify(db)
+    if verdict.first_bad is not None:
+        raise click.ClickException(
+            f"the audit log was changed: entry {verdict.first_bad} does not follow from the one before it"
+        )
+    if verdict.missing_at_end:
+        raise click.ClickException(
+            f"the audit log was changed: {verdict.missing_at_end} entries are missing at its end"
+        )
+    click.echo(f"The audit log is intact: {verdict.entries} entries.")
+    click.echo(f"Head hash (note it somewhere else to compare later): {verdict.head.hex()}")
+
+
+@cli.command("recover")
+@click.option(
+    "--key-file", type=click.File("r"), required=True, help="The organisation recovery key, as printed."
+)
+@click.option("--officer", "email", required=True, help="The email address of the officer to give access.")
+def recover(key_file: TextIO, email: str) -> None:
+    """Use the offline organisation recovery key to give an officer every case they are not excluded from."""
+    try:
+        private_key = import_private_key(key_file.read())
+    except InvalidCode as error:
+        raise click.ClickException(f"that is not a recovery key: {error}") from error
+    rt = _runtime()
+    with rt.session_factory() as db, db.begin():
+        try:
+            result = recovery.recover_access(db, rt.keyring, private_key, email, rt.clock.now())
+        except WrongRecoveryKey as error:
+            raise click.ClickException("that recovery key is not this organisation's") from error
+        except UnknownOfficer as error:
+            raise click.ClickException(f"no active officer has the email address {email}") from error
+    click.echo(
+        f"{email} can now open {result.granted} more case(s); they already held {result.already_held}; "
+        f"{result.excluded} were not given because the reporter excluded them."
+    )
+
+
 @cli.group("db")
 def db_group() -> None:
     """The database schema."""
@@ -120,3 +171,103 @@ def db_upgrade() -> None:
         raise click.ClickException(str(error)) from error
     upgrade(settings.database_url)
     click.echo("The database is up to date.")
+
+
+@cli.command("seed")
+@click.option("--cases", "count", type=click.IntRange(1, 1_000_000), required=True, help="How many cases.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes sealing cases (default: a core each).",
+)
+def seed_command(count: int, workers: int | None) -> None:
+    """Fill the instance with sealed demonstration cases; refuses an instance with real reports.
+
+    Seeded cases open for officers like real ones, but no receipt opens them:
+    a seeded report can never be followed up by a reporter.
+    """
+    from whistle.services import seed
+    from whistle.services import settings as settings_service
+    from whistle.services.errors import NobodyToRead, NotSeedable
+
+    rt = _runtime()
+    with rt.session_factory() as db:
+        policy = settings_service.policy(db, rt.policy)
+
+    def progress(done: int, wanted: int) -> None:
+        click.echo(f"  sealed and stored {done:,} of {wanted:,} cases", err=True)
+
+    try:
+        total = seed.seed(
+            rt.session_factory,
+            rt.keyring,
+            policy,
+            rt.clock.now(),
+            rt.clock.today(),
+            count,
+            workers=workers or os.cpu_count() or 1,
+            progress=progress,
+        )
+    except (NotSeedable, NobodyToRead) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Added {count:,} demonstration cases; the instance holds {total:,} seeded cases.")
+
+
+@cli.command("purge")
+def purge() -> None:
+    """Delete closed cases past the retention period (not those on legal hold). Safe to run from cron."""
+    rt = _runtime()
+    with rt.session_factory() as db, db.begin():
+        months = int(settings_service.get(db, "retention_months"))
+        result = retention.purge(
+            db, rt.store, months, settings_service.policy(db, rt.policy), rt.clock.moment()
+        )
+    click.echo(f"Deleted {result.deleted} closed case(s) past the retention period of {months} month(s).")
+    if result.held:
+        click.echo(f"Kept {result.held} case(s) past it because they are on legal hold.")
+
+
+@cli.command("notify")
+def notify() -> None:
+    """Email officers who have something to look at (never what it is). Run it from cron."""
+    rt = _runtime()
+    settings = rt.settings
+    mail = notifications.MailSettings(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        sender=settings.smtp_from,
+        starttls=settings.smtp_starttls,
+    )
+    if not mail.enabled:
+        click.echo("Notifications are off: smtp_host is not set.")
+        return
+    if "@" not in mail.sender:
+        raise click.ClickException("set smtp_from to the address notifications are sent from")
+    with rt.session_factory() as db, db.begin():
+        result = notifications.notify(
+            db, mail, f"{settings.base_url.rstrip('/')}/officer/", rt.clock.moment()
+        )
+    click.echo(f"Sent {result.sent} email(s); {result.waiting} officer(s) have news held to the next hour.")
+    if result.failed:
+        raise click.ClickException(
+            f"{result.failed} email(s) could not be sent; they are tried again next run"
+        )
+
+
+@cli.command("rotate-secret", with_appcontext=False)
+def rotate_secret() -> None:
+    """Replace the Flask secret key; then restart every Whistle process (docs/deploy.md)."""
+    from whistle.config import replace_secret_key
+
+    path = instance_path_from_env()
+    try:
+        replace_secret_key(path)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"{path / 'secret_key'} holds a new secret key; the old one is gone.")
+    click.echo("Copy it to every other host of this instance, then restart every Whistle process:")
+    click.echo("until then they keep signing with the old key. A form open in a browser at that")
+    click.echo("moment must be sent again; sessions, reports and receipts are not affected.")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,7 +64,10 @@ class Settings:
     feedback_months: int = 3
     page_size: int = 50
     #: Rate limits, in the limits library's notation. Never keyed by address.
+    #: The counters live in this process's memory (memory://) or, for several
+    #: workers or hosts, in Redis (redis://host:6379/0), under rate_limit_prefix.
     rate_limit_storage: str = "memory://"
+    rate_limit_prefix: str = "whistle"
     receipt_attempts_global: str = "120 per minute"
     receipt_attempts_per_receipt: str = "10 per hour"
     login_attempts_per_account: str = "10 per 15 minutes"
@@ -75,6 +79,29 @@ class Settings:
     #: How many reverse proxies stand in front: their X-Forwarded-Proto and
     #: X-Forwarded-Host are then believed. X-Forwarded-For is never read.
     proxy_count: int = 0
+    #: The portal's onion service (http://<56 characters>.onion): every page then
+    #: carries an Onion-Location header that offers it to Tor Browser.
+    onion_location: str = ""
+    #: Which interface this process serves: "all", "reporter" or "officer" (the
+    #: officer and administration pages, for a process on an internal network).
+    interface: str = "all"
+    #: Email to officers (``whistle notify``): an empty host means notifications are off.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = ""
+    #: Upgrade the connection with STARTTLS before logging in (and refuse a server that cannot).
+    smtp_starttls: bool = True
+
+    def __post_init__(self) -> None:
+        if self.interface not in INTERFACES:
+            raise ConfigError(f"interface must be one of {', '.join(INTERFACES)}, not {self.interface!r}")
+        if self.onion_location and not _ONION_LOCATION.fullmatch(self.onion_location):
+            raise ConfigError(
+                "onion_location must be an onion service's address, such as "
+                f"http://{'a' * 56}.onion, not {self.onion_location!r}"
+            )
 
     @property
     def kdf(self) -> KdfParams:
@@ -119,14 +146,27 @@ class Settings:
 #: Fields that come from the instance folder and its secret files, never from settings.
 _FROM_FILES = {"instance_path", "secret_key", "pepper", "organisation_public_key"}
 _ENV_PREFIX = "WHISTLE_"
-_NOT_SETTINGS = {"WHISTLE_INSTANCE", "WHISTLE_TEST_DATABASE_URL"}
+#: WHISTLE_* variables that are not settings: the instance folder, and those that
+#: gunicorn.conf.py reads for gunicorn itself. WHISTLE_TEST_* are the test suite's.
+_NOT_SETTINGS = {
+    "WHISTLE_INSTANCE",
+    "WHISTLE_BIND",
+    "WHISTLE_WORKERS",
+    "WHISTLE_THREADS",
+    "WHISTLE_FORWARDED_ALLOW_IPS",
+    "WHISTLE_ACCESS_LOG",
+}
+_TEST_PREFIX = "WHISTLE_TEST_"
+INTERFACES = ("all", "reporter", "officer")
+#: A v3 onion service's address: 56 base32 characters; no path, nothing else.
+_ONION_LOCATION = re.compile(r"https?://[a-z2-7]{56}\.onion/?")
 
 
 def _from_environment() -> dict[str, str]:
     return {
         key[len(_ENV_PREFIX) :].lower(): value
         for key, value in os.environ.items()
-        if key.startswith(_ENV_PREFIX) and key not in _NOT_SETTINGS
+        if key.startswith(_ENV_PREFIX) and key not in _NOT_SETTINGS and not key.startswith(_TEST_PREFIX)
     }
 
 
@@ -199,3 +239,35 @@ def _write_private(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+
+
+def replace_secret_key(path: Path) -> None:
+    """Give an instance a new Flask secret key, in one step (the old one is gone).
+
+    The file is replaced atomically, keeps its owner (that of the pepper if it
+    was lost) and is readable by that owner only; the running processes go on
+    with the old key until restarted.
+    """
+    from whistle.crypto import new_key
+
+    target = path / SECRET_KEY_FILE
+    if not (path / PEPPER_FILE).exists():
+        raise ConfigError(f"the instance folder {path} is not initialised: run `whistle init` first")
+    owner = (target if target.exists() else path / PEPPER_FILE).stat()
+    temp = path / f".{SECRET_KEY_FILE}.new"
+    temp.unlink(missing_ok=True)
+    _write_private(temp, new_key().hex() + "\n")
+    try:
+        if (owner.st_uid, owner.st_gid) != (os.getuid(), os.getgid()):
+            os.chown(temp, owner.st_uid, owner.st_gid)
+        with temp.open("rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    folder = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)

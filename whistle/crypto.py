@@ -18,6 +18,7 @@ Layout of the scheme (see DESIGN.md):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import secrets
@@ -230,7 +231,10 @@ def _load_private(private: bytes) -> hpke.MLKEM768X25519PrivateKey:
     return hpke.MLKEM768X25519PrivateKey(kem, dh)
 
 
+@functools.lru_cache(maxsize=256)
 def _load_public(public: bytes) -> hpke.MLKEM768X25519PublicKey:
+    """Load a public key; cached, since loading ML-KEM-768 takes twice as long as wrapping with it
+    and every report wraps its keys for the same few officers."""
     if len(public) != PUBLIC_KEY_BYTES:
         raise CryptoError("not a public key")
     kem = mlkem.MLKEM768PublicKey.from_public_bytes(public[:MLKEM_PUBLIC_BYTES])

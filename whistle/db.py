@@ -46,14 +46,40 @@ def make_session_factory(engine: Engine) -> sessionmaker[Any]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
-def upgrade(url: str) -> None:
-    """Bring the database schema up to date with Alembic's migrations."""
+#: The PostgreSQL advisory lock held while migrating (any constant that no one else uses).
+MIGRATION_LOCK = 0x5768_6973_746C_65  # "Whistle"
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database schema up to ``revision`` (the latest) with Alembic's migrations.
+
+    On PostgreSQL the migration holds an advisory lock, so hosts that start at
+    the same moment migrate one after the other: the first does the work, the
+    others find nothing left to do.
+    """
     from pathlib import Path
 
     from alembic import command
     from alembic.config import Config
+    from sqlalchemy import pool, text
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
-    command.upgrade(config, "head")
+    if not url.startswith("postgresql"):
+        command.upgrade(config, revision)
+        return
+    engine = make_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK})
+            connection.commit()
+            try:
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+            finally:
+                connection.rollback()
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK})
+                connection.commit()
+    finally:
+        engine.dispose()

@@ -11,17 +11,45 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Date, DateTime, Enum, ForeignKey, LargeBinary, String, UniqueConstraint
+from sqlalchemy import Date, DateTime, Enum, ForeignKey, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from whistle.db import Base
 
 
 class ReportStatus(enum.StrEnum):
+    """The stages of ISO 37002: receive (new, acknowledged), assess, address, conclude."""
+
     NEW = "new"
     ACKNOWLEDGED = "acknowledged"
-    IN_PROGRESS = "in_progress"
+    ASSESSING = "assessing"
+    INVESTIGATING = "investigating"
+    AWAITING_REPORTER = "awaiting_reporter"
     CLOSED = "closed"
+
+
+class Outcome(enum.StrEnum):
+    SUBSTANTIATED = "substantiated"
+    PARTLY_SUBSTANTIATED = "partly_substantiated"
+    NOT_SUBSTANTIATED = "not_substantiated"
+    REFERRED = "referred"
+    WITHDRAWN = "withdrawn"
+
+
+class Priority(enum.StrEnum):
+    URGENT = "urgent"
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+class DetrimentRisk(enum.StrEnum):
+    """ISO 37002 8.3.2: the risk that the reporter suffers for having spoken up."""
+
+    NOT_ASSESSED = "not_assessed"
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
 
 
 class Author(enum.StrEnum):
@@ -66,6 +94,12 @@ class Officer(Base):
     #: The private key sealed under a key derived from the one-time recovery code.
     private_key_recovery_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     recovery_salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    #: The TOTP secret, sealed under a key derived from the officer's private key.
+    totp_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: The last TOTP time step accepted, so a code cannot be used twice.
+    totp_last_step: Mapped[int] = mapped_column(default=0, server_default="0")
+    failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
         return f"<Officer {self.public_id}>"
@@ -91,6 +125,40 @@ class Report(Base):
     unread_reporter_messages: Mapped[bool] = mapped_column(default=False)
     #: Everything the reporter answered on the form (JSON), sealed under the data key.
     answers_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+    # Workflow fields set by officers: clear, so lists can filter and sort on them.
+    priority: Mapped[Priority] = mapped_column(
+        _enum(Priority, "priority"), default=Priority.NORMAL, server_default="normal", index=True
+    )
+    #: Derived from the clocks, kept so that lists sort and filter on an index.
+    acknowledge_by: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    feedback_by: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"), index=True)
+    officer_category: Mapped[str | None] = mapped_column(String(60))
+    detriment_risk: Mapped[DetrimentRisk] = mapped_column(
+        _enum(DetrimentRisk, "detriment_risk"),
+        default=DetrimentRisk.NOT_ASSESSED,
+        server_default="not_assessed",
+    )
+    #: Protective actions for the reporter, sealed under the internal key.
+    protective_actions_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    outcome: Mapped[Outcome | None] = mapped_column(_enum(Outcome, "outcome"))
+    closed_on: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    #: The closing summary (feedback), sealed under the data key so the reporter can read it.
+    closing_summary_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    summary_shared: Mapped[bool] = mapped_column(default=False, server_default="0")
+    #: The day an officer marked a reply as the feedback the law requires.
+    feedback_given_on: Mapped[dt.date | None] = mapped_column(Date)
+    #: A case on legal hold is never deleted by the retention rule.
+    legal_hold: Mapped[bool] = mapped_column(default=False, server_default="0")
+
+    assignee: Mapped[Officer | None] = relationship(foreign_keys=[assignee_id])
+    history: Mapped[list[StatusChange]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", order_by="StatusChange.id"
+    )
+    notes: Mapped[list[Note]] = relationship(
+        back_populates="report", cascade="all, delete-orphan", order_by="Note.id"
+    )
 
     wraps: Mapped[list[KeyWrap]] = relationship(back_populates="report", cascade="all, delete-orphan")
     messages: Mapped[list[Message]] = relationship(
@@ -161,6 +229,125 @@ class Attachment(Base):
         return f"<Attachment {self.public_id}>"
 
 
+class StatusChange(Base):
+    """A step of the case, shown to the reporter in plain words with its day."""
+
+    __tablename__ = "status_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    status: Mapped[ReportStatus] = mapped_column(_enum(ReportStatus, "report_status"))
+    changed_on: Mapped[dt.date] = mapped_column(Date)
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"))
+
+    report: Mapped[Report] = relationship(back_populates="history")
+
+    def __repr__(self) -> str:
+        return f"<StatusChange {self.status} on {self.changed_on}>"
+
+
+class Note(Base):
+    """An officers' internal note, sealed under the report's internal key."""
+
+    __tablename__ = "note"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(32), unique=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"))
+    written_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+    report: Mapped[Report] = relationship(back_populates="notes")
+    officer: Mapped[Officer | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Note {self.public_id}>"
+
+
+class AuditEvent(Base):
+    """One entry of the append-only, hash-chained audit log. Never any content."""
+
+    __tablename__ = "audit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    #: Who acted: an officer's public id, or "system" / "command line".
+    actor: Mapped[str] = mapped_column(String(40))
+    #: The report concerned, by public id (kept after the report is deleted).
+    report: Mapped[str | None] = mapped_column(String(32), index=True)
+    #: Another officer concerned (a grant, a deactivation), by public id.
+    subject: Mapped[str | None] = mapped_column(String(40))
+    #: A short, content-free detail: a status name, a setting's name.
+    detail: Mapped[str] = mapped_column(String(120), default="")
+    previous_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    entry_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+
+    def __repr__(self) -> str:
+        return f"<AuditEvent {self.id} {self.kind}>"
+
+
+class AuditHead(Base):
+    """A single row locked by every append, so the chain never forks."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entries: Mapped[int] = mapped_column(default=0)
+
+
+class Invitation(Base):
+    """A one-time link with which a new officer sets their password (and gets their keys)."""
+
+    __tablename__ = "invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    email: Mapped[str] = mapped_column(String(254))
+    display_name: Mapped[str] = mapped_column(String(100))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<Invitation {self.id}>"
+
+
+class Setting(Base):
+    """A setting administrators change in the app (organisation name, guidance, periods)."""
+
+    __tablename__ = "setting"
+
+    name: Mapped[str] = mapped_column(String(60), primary_key=True)
+    #: JSON text.
+    value: Mapped[str] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        return f"<Setting {self.name}>"
+
+
+class ClosedCaseFigures(Base):
+    """The anonymous figures of a case, kept for statistics after the case is deleted.
+
+    Months and whole days only, no id: nothing here leads back to a report.
+    """
+
+    __tablename__ = "closed_case_figures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_month: Mapped[str] = mapped_column(String(7), index=True)  # YYYY-MM
+    officer_category: Mapped[str | None] = mapped_column(String(60))
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    days_to_acknowledge: Mapped[int | None]
+    days_to_close: Mapped[int | None]
+    acknowledged_in_time: Mapped[bool | None]
+    feedback_in_time: Mapped[bool | None]
+
+    def __repr__(self) -> str:
+        return f"<ClosedCaseFigures {self.received_month}>"
+
+
 class ServerSession(Base):
     """The server-side half of a login: its data sealed under a key in the cookie."""
 
@@ -190,3 +377,31 @@ class SetupToken(Base):
 
     def __repr__(self) -> str:
         return f"<SetupToken {self.id}>"
+
+
+class CaseNotice(Base):
+    """What one officer has been emailed about one case, so that nothing is sent twice.
+
+    Flags, a count and a deadline only: never content. The one time kept,
+    ``pending_since``, is an hour (no minutes) and only until the email goes:
+    it says when reporter activity was first noticed, so that the email is
+    held to the next hour and its sending time dates the activity no closer.
+    """
+
+    __tablename__ = "case_notice"
+    __table_args__ = (UniqueConstraint("officer_id", "report_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id", ondelete="CASCADE"), index=True)
+    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    #: The officer was told the case is new.
+    told_new: Mapped[bool] = mapped_column(default=False, server_default="0")
+    #: How many things the reporter had sent (messages and files) when the officer was last told.
+    told_replies: Mapped[int] = mapped_column(default=0, server_default="0")
+    #: The deadline state last told, e.g. "acknowledge-overdue:2024-02-07".
+    told_deadline: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    #: The hour (UTC, minutes and seconds zero) reporter activity was first noticed; cleared once told.
+    pending_since: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    def __repr__(self) -> str:
+        return f"<CaseNotice officer={self.officer_id} report={self.report_id}>"

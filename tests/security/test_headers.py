@@ -350,6 +350,15 @@ def test_hostile_report_text_stays_inert_in_the_officer_view(app, client, alice)
 
 #: Every route of the portal. A new or changed route must be added here, in review.
 ROUTES = {
+    ("/admin/", "admin.list_officers", "GET,HEAD,OPTIONS"),
+    ("/admin/invitations", "admin.invite_officer", "OPTIONS,POST"),
+    ("/admin/officers/deactivate", "admin.deactivate_officer", "OPTIONS,POST"),
+    ("/admin/officers/reactivate", "admin.reactivate_officer", "OPTIONS,POST"),
+    ("/admin/officers/reset", "admin.reset_officer", "OPTIONS,POST"),
+    ("/admin/officers/two-factor/reset", "admin.reset_two_factor", "OPTIONS,POST"),
+    ("/admin/audit", "admin.show_audit", "GET,HEAD,OPTIONS"),
+    ("/admin/settings", "admin.edit_settings", "GET,HEAD,OPTIONS"),
+    ("/admin/settings", "admin.save_settings", "OPTIONS,POST"),
     ("/", "reporter.index", "GET,HEAD,OPTIONS"),
     ("/report", "reporter.new_report", "GET,HEAD,OPTIONS,POST"),
     ("/follow-up", "reporter.follow_up", "GET,HEAD,OPTIONS,POST"),
@@ -357,20 +366,37 @@ ROUTES = {
     ("/follow-up/case", "reporter.add_message", "OPTIONS,POST"),
     ("/follow-up/leave", "reporter.leave", "OPTIONS,POST"),
     ("/officer/login", "officer.login", "GET,HEAD,OPTIONS,POST"),
+    ("/officer/login/code", "officer.enter_code", "GET,HEAD,OPTIONS,POST"),
+    ("/officer/reset", "account.reset", "GET,HEAD,OPTIONS,POST"),
+    ("/officer/welcome/<token>", "account.welcome", "GET,HEAD,OPTIONS,POST"),
+    ("/officer/account/two-factor", "account.enrol_two_factor", "GET,HEAD,OPTIONS,POST"),
+    ("/officer/account/two-factor/qr.svg", "account.show_qr_code", "GET,HEAD,OPTIONS"),
     ("/officer/logout", "officer.logout", "OPTIONS,POST"),
     ("/officer/", "officer.list_reports", "GET,HEAD,OPTIONS"),
     ("/officer/reports/<public_id:public_id>", "officer.show_report", "GET,HEAD,OPTIONS"),
     ("/officer/reports/<public_id:public_id>/messages", "officer.add_message", "OPTIONS,POST"),
     ("/officer/reports/<public_id:public_id>/status", "officer.change_status", "OPTIONS,POST"),
+    ("/officer/reports/<public_id:public_id>/notes", "officer.add_note", "OPTIONS,POST"),
+    ("/officer/reports/<public_id:public_id>/priority", "officer.change_priority", "OPTIONS,POST"),
+    ("/officer/reports/<public_id:public_id>/assignee", "officer.assign_officer", "OPTIONS,POST"),
+    ("/officer/reports/<public_id:public_id>/access", "officer.grant_access", "OPTIONS,POST"),
+    ("/officer/reports/<public_id:public_id>/access/revoke", "officer.revoke_access", "OPTIONS,POST"),
+    ("/officer/reports/<public_id:public_id>/close", "officer.close_case", "OPTIONS,POST"),
+    ("/officer/reports/<public_id:public_id>/triage", "officer.update_triage", "OPTIONS,POST"),
     (
         "/officer/reports/<public_id:public_id>/attachments/<public_id:attachment_id>",
         "officer.download_attachment",
         "GET,HEAD,OPTIONS",
     ),
+    ("/officer/reports/<public_id:public_id>/hold", "oversight.set_legal_hold", "OPTIONS,POST"),
+    ("/officer/reports/<public_id:public_id>/export", "oversight.export_report", "GET,HEAD,OPTIONS"),
+    ("/officer/statistics", "oversight.show_statistics", "GET,HEAD,OPTIONS"),
     ("/setup/<token>", "setup.first_admin", "GET,HEAD,OPTIONS,POST"),
     ("/static/<path:filename>", "static", "GET,HEAD,OPTIONS"),
 }
-PUBLIC_OFFICER_ENDPOINTS = {"officer.login"}
+#: Pages for people who are not logged in. (officer.enter_code is not here: without a
+#: login waiting for its code, it too sends a client to the login page.)
+PUBLIC_OFFICER_ENDPOINTS = {"officer.login", "account.reset", "account.welcome"}
 
 
 def test_route_inventory(app):
@@ -385,7 +411,8 @@ def _officer_rules(app) -> list[Rule]:
     rules = [
         rule
         for rule in app.url_map.iter_rules()
-        if rule.endpoint.startswith("officer.") and rule.endpoint not in PUBLIC_OFFICER_ENDPOINTS
+        if rule.endpoint.startswith(("officer.", "account."))
+        and rule.endpoint not in PUBLIC_OFFICER_ENDPOINTS
     ]
     assert len(rules) >= 6
     return rules

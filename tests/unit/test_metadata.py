@@ -843,3 +843,15 @@ def test_a_warning_for_a_type_that_is_not_cleaned(filename: str, words: str) -> 
     assert warning is not None
     assert words in warning
     assert "stored exactly as you send it" in warning
+
+
+def test_a_file_no_cleaner_reads_is_passed_on_without_being_held_in_memory() -> None:
+    """A video is not read ahead up to the cleaning limit: only its first kilobyte, to know its type."""
+    data = b"\x00\x00\x00\x18ftypmp42" + bytes(50_000)
+    upload = ReadOnce(data)
+
+    result = metadata.clean(cast(IO[bytes], upload), max_bytes=40_000)
+
+    assert (result.status, result.kind) == (CleanStatus.UNSUPPORTED, "")
+    assert upload.position == 1024
+    assert read_all(result.stream, piece=999) == data

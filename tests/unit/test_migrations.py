@@ -68,13 +68,13 @@ def test_the_comparison_notices_a_model_change_without_a_migration(sqlite_url: s
     changed = MetaData(naming_convention=Base.metadata.naming_convention)
     for table in Base.metadata.sorted_tables:
         table.to_metadata(changed)
-    changed.tables["report"].append_column(Column("priority", Integer, nullable=True))
+    changed.tables["report"].append_column(Column("colour", Integer, nullable=True))
     engine = make_engine(sqlite_url)
     try:
         differences = _differences(engine, changed)
     finally:
         engine.dispose()
-    assert [(d[0], d[3].name) for d in differences if d[0] == "add_column"] == [("add_column", "priority")]
+    assert [(d[0], d[3].name) for d in differences if d[0] == "add_column"] == [("add_column", "colour")]
 
 
 # --- PostgreSQL ------------------------------------------------------------------------

@@ -10,7 +10,6 @@ import dataclasses
 import datetime as dt
 import io
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,15 +20,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from whistle import crypto
-from whistle.models import Attachment, Author, KeyPurpose, Message, Recipient, Report, ReportStatus
+from whistle.models import Attachment, Author, KeyPurpose, Recipient, Report, ReportStatus
 from whistle.services import reports
-from whistle.services.attachments import GENERIC_TYPE, MAX_NAME_CHARS, Upload
+from whistle.services.attachments import MAX_NAME_CHARS, Upload
 from whistle.services.context import Clock, Keyring, Policy
 from whistle.services.errors import (
-    AttachmentNotFound,
     NobodyToRead,
     ReceiptNotFound,
-    ReportNotFound,
     UnknownOfficer,
     UploadRejected,
 )
@@ -340,171 +337,7 @@ def test_deadlines_follow_the_policy() -> None:
     )
 
 
-# --- the officer's list --------------------------------------------------------
-
-
-def test_list_reports_is_newest_first_paginated_and_only_what_the_officer_can_read(
-    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    alice, bob = make_officer("Alice Officer"), make_officer("Bob Officer")
-    oldest = _submit(db, store, keyring, policy, today=dt.date(2024, 1, 2)).public_id
-    newest = _submit(db, store, keyring, policy, today=dt.date(2024, 3, 5)).public_id
-    middle_first = _submit(db, store, keyring, policy, today=dt.date(2024, 2, 1)).public_id
-    middle_second = _submit(db, store, keyring, policy, today=dt.date(2024, 2, 1)).public_id
-    hidden = _submit(
-        db,
-        store,
-        keyring,
-        policy,
-        dataclasses.replace(ANSWERS, excluded_officers=(alice.officer.public_id,)),
-        today=dt.date(2024, 4, 1),
-    ).public_id
-
-    first = reports.list_reports(db, alice.officer, policy, 1, 3)
-    assert [row.public_id for row in first.rows] == [newest, middle_second, middle_first]
-    assert (first.number, first.total, first.size, first.pages) == (1, 4, 3, 2)
-    second = reports.list_reports(db, alice.officer, policy, 2, 3)
-    assert [row.public_id for row in second.rows] == [oldest]
-    # A page past the end shows the last page rather than nothing.
-    assert reports.list_reports(db, alice.officer, policy, 3, 3).rows == second.rows
-    assert reports.list_reports(db, alice.officer, policy, 0, 3).number == 1
-
-    everything = reports.list_reports(db, bob.officer, policy, 1, 50)
-    assert [row.public_id for row in everything.rows] == [hidden, newest, middle_second, middle_first, oldest]
-    assert hidden not in {
-        row.public_id for row in reports.list_reports(db, alice.officer, policy, 1, 50).rows
-    }
-
-    row = first.rows[0]
-    assert row.received_on == dt.date(2024, 3, 5)
-    assert row.status is ReportStatus.NEW
-    assert (row.read, row.unread_reporter_messages) == (False, False)
-    assert row.deadlines == reports.deadlines(dt.date(2024, 3, 5), None, policy)
-
-
-def test_an_officer_with_no_reports_gets_one_empty_page(
-    db: Session, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    page = reports.list_reports(db, make_officer("Alice Officer").officer, policy, 1, 50)
-    assert (page.rows, page.total, page.pages) == ([], 0, 1)
-
-
-# --- opening a report ----------------------------------------------------------
-
-
-def test_open_report_decrypts_marks_it_read_and_clears_the_unread_flag(
-    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    alice, bob = make_officer("Alice Officer"), make_officer("Bob Officer")
-    carol = make_officer("Carol Officer")
-    answers = dataclasses.replace(ANSWERS, excluded_officers=(carol.officer.public_id, bob.officer.public_id))
-    submitted = _submit(db, store, keyring, policy, answers)
-    public_id, dek = reports.open_with_receipt(db, keyring, submitted.receipt)
-    reports.add_reporter_message(db, store, policy, public_id, dek, "More detail.", [], dt.date(2024, 2, 1))
-    assert reports.list_reports(db, alice.officer, policy, 1, 50).rows[0].unread_reporter_messages
-
-    case = reports.open_report(db, alice.officer, alice.private_key, public_id, policy, dt.date(2024, 2, 2))
-    assert case.public_id == public_id
-    assert case.answers.what_happened == ANSWERS.what_happened
-    assert case.answers.raised_before_result == ANSWERS.raised_before_result
-    assert list(case.answers.excluded_officers) == [carol.officer.public_id, bob.officer.public_id]
-    assert case.excluded_names == ["Bob Officer", "Carol Officer"]
-    assert case.status is ReportStatus.NEW
-    assert case.deadlines == reports.deadlines(RECEIVED, None, policy)
-    report = _report(db, public_id)
-    assert report.first_read_on == dt.date(2024, 2, 2)
-    assert report.unread_reporter_messages is False
-    row = reports.list_reports(db, alice.officer, policy, 1, 50).rows[0]
-    assert (row.read, row.unread_reporter_messages) == (True, False)
-    assert reports.reporter_case(db, public_id, dek, policy).read_on == dt.date(2024, 2, 2)
-
-    reports.open_report(db, alice.officer, alice.private_key, public_id, policy, dt.date(2024, 2, 9))
-    assert report.first_read_on == dt.date(2024, 2, 2)
-
-
-def test_open_report_gives_back_the_answers_as_submitted(
-    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    alice = make_officer("Alice Officer")
-    submitted = _submit(db, store, keyring, policy)
-    case = reports.open_report(db, alice.officer, alice.private_key, submitted.public_id, policy, RECEIVED)
-    assert case.answers == ANSWERS
-
-
-def test_an_excluded_officer_cannot_reach_the_report_in_any_way(
-    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    make_officer("Alice Officer")
-    bob = make_officer("Bob Officer")
-    answers = dataclasses.replace(ANSWERS, excluded_officers=(bob.officer.public_id,))
-    submitted = _submit(db, store, keyring, policy, answers, (_upload("a.txt", b"evidence"),))
-    public_id = submitted.public_id
-    attachment_id = _report(db, public_id).attachments[0].public_id
-    report = _report(db, public_id)
-    before = (report.status, report.first_read_on, len(report.messages))
-
-    with pytest.raises(ReportNotFound):
-        reports.open_report(db, bob.officer, bob.private_key, public_id, policy, RECEIVED)
-    with pytest.raises(ReportNotFound):
-        reports.reply_as_officer(db, bob.officer, bob.private_key, public_id, "Hello", RECEIVED)
-    with pytest.raises(ReportNotFound):
-        reports.set_status(db, bob.officer, public_id, ReportStatus.CLOSED, RECEIVED)
-    with pytest.raises(ReportNotFound):
-        reports.read_attachment(db, store, bob.officer, bob.private_key, public_id, attachment_id)
-    assert (report.status, report.first_read_on, len(report.messages)) == before
-
-
-def test_an_unknown_report_is_not_found(
-    db: Session, store: SealedStore, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    alice = make_officer("Alice Officer")
-    unknown = crypto.new_public_id()
-    with pytest.raises(ReportNotFound):
-        reports.open_report(db, alice.officer, alice.private_key, unknown, policy, RECEIVED)
-    with pytest.raises(ReportNotFound):
-        reports.reporter_case(db, unknown, crypto.new_key(), policy)
-    with pytest.raises(ReportNotFound):
-        reports.add_reporter_message(db, store, policy, unknown, crypto.new_key(), "Hello", [], RECEIVED)
-
-
 # --- the dialogue ----------------------------------------------------------------
-
-
-def test_the_thread_is_in_order_and_names_officers_only_on_the_officer_side(
-    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    alice, bob = make_officer("Alice Officer"), make_officer("Bob Officer")
-    submitted = _submit(db, store, keyring, policy)
-    public_id, dek = reports.open_with_receipt(db, keyring, submitted.receipt)
-
-    reports.reply_as_officer(
-        db, alice.officer, alice.private_key, public_id, "Thank you. Which team?", dt.date(2024, 2, 1)
-    )
-    reports.add_reporter_message(db, store, policy, public_id, dek, "The east team.", [], dt.date(2024, 2, 3))
-    reports.reply_as_officer(
-        db, bob.officer, bob.private_key, public_id, "We are looking.", dt.date(2024, 2, 4)
-    )
-    reports.add_reporter_message(
-        db, store, policy, public_id, dek, "Thanks <b>!</b>", [], dt.date(2024, 2, 5)
-    )
-
-    expected = [
-        (Author.OFFICER, "Alice Officer", dt.date(2024, 2, 1), "Thank you. Which team?"),
-        (Author.REPORTER, None, dt.date(2024, 2, 3), "The east team."),
-        (Author.OFFICER, "Bob Officer", dt.date(2024, 2, 4), "We are looking."),
-        (Author.REPORTER, None, dt.date(2024, 2, 5), "Thanks <b>!</b>"),
-    ]
-    officer_case = reports.open_report(db, alice.officer, alice.private_key, public_id, policy, RECEIVED)
-    assert [(m.author, m.officer_name, m.sent_on, m.body) for m in officer_case.messages] == expected
-
-    db.expire_all()  # read back from the database, not from the session's memory
-    reporter_case = reports.reporter_case(db, public_id, dek, policy)
-    assert [(m.author, m.officer_name, m.sent_on, m.body) for m in reporter_case.messages] == [
-        (author, None, day, body) for author, _name, day, body in expected
-    ]
-    # The bodies are sealed, each bound to its own row.
-    for message in db.scalars(select(Message)):
-        assert b"east team" not in message.body_sealed
 
 
 def test_a_reporter_may_send_files_without_a_message(
@@ -525,103 +358,7 @@ def test_a_reporter_may_send_files_without_a_message(
     assert _report(db, public_id).unread_reporter_messages is True
 
 
-# --- status ------------------------------------------------------------------------
-
-
-def test_set_status_acknowledges_once_and_ignores_no_change(
-    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    alice = make_officer("Alice Officer")
-    submitted = _submit(db, store, keyring, policy)
-    public_id, dek = reports.open_with_receipt(db, keyring, submitted.receipt)
-    report = _report(db, public_id)
-
-    reports.set_status(db, alice.officer, public_id, ReportStatus.NEW, dt.date(2024, 2, 1))
-    assert (report.status_changed_on, report.acknowledged_on) == (RECEIVED, None)
-
-    reports.set_status(db, alice.officer, public_id, ReportStatus.ACKNOWLEDGED, dt.date(2024, 2, 2))
-    assert (report.status, report.status_changed_on, report.acknowledged_on) == (
-        ReportStatus.ACKNOWLEDGED,
-        dt.date(2024, 2, 2),
-        dt.date(2024, 2, 2),
-    )
-    reports.set_status(db, alice.officer, public_id, ReportStatus.IN_PROGRESS, dt.date(2024, 2, 9))
-    assert (report.status, report.status_changed_on, report.acknowledged_on) == (
-        ReportStatus.IN_PROGRESS,
-        dt.date(2024, 2, 9),
-        dt.date(2024, 2, 2),
-    )
-    reports.set_status(db, alice.officer, public_id, ReportStatus.IN_PROGRESS, dt.date(2024, 2, 20))
-    assert report.status_changed_on == dt.date(2024, 2, 9)
-    reports.set_status(db, alice.officer, public_id, ReportStatus.NEW, dt.date(2024, 2, 21))
-    assert (report.status, report.acknowledged_on) == (ReportStatus.NEW, dt.date(2024, 2, 2))
-
-    db.expire_all()
-    case = reports.reporter_case(db, public_id, dek, policy)
-    assert case.status_changed_on == dt.date(2024, 2, 21)
-    assert case.deadlines == reports.Deadlines(dt.date(2024, 2, 7), dt.date(2024, 5, 2))
-
-
-def test_closing_a_new_report_counts_as_acknowledging_it(
-    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    alice = make_officer("Alice Officer")
-    public_id = _submit(db, store, keyring, policy).public_id
-    reports.set_status(db, alice.officer, public_id, ReportStatus.CLOSED, dt.date(2024, 2, 3))
-    report = _report(db, public_id)
-    assert (report.status, report.acknowledged_on) == (ReportStatus.CLOSED, dt.date(2024, 2, 3))
-
-
 # --- attachments -----------------------------------------------------------------
-
-
-def test_read_attachment_yields_the_exact_bytes_and_its_description(
-    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    alice = make_officer("Alice Officer")
-    big = os.urandom(3 * crypto.CHUNK_BYTES + 123)
-    uploads = (_upload("minutes.docx", big, "application/msword"), _upload("empty", b"", ""))
-    submitted = _submit(db, store, keyring, policy, uploads=uploads)
-    db.expire_all()
-    ids = [a.public_id for a in _report(db, submitted.public_id).attachments]
-    assert len(ids) == 2
-
-    info, chunks = reports.read_attachment(
-        db, store, alice.officer, alice.private_key, submitted.public_id, ids[0]
-    )
-    assert b"".join(chunks) == big
-    assert (info.filename, info.content_type, info.size, info.author, info.uploaded_on) == (
-        "minutes.docx",
-        "application/msword",
-        len(big),
-        Author.REPORTER,
-        RECEIVED,
-    )
-    info, chunks = reports.read_attachment(
-        db, store, alice.officer, alice.private_key, submitted.public_id, ids[1]
-    )
-    assert b"".join(chunks) == b""
-    assert (info.filename, info.content_type, info.size) == ("empty", GENERIC_TYPE, 0)
-
-    # On disk the file is sealed and its name is random.
-    (blob,) = [path for path in _files_in(store.root) if path.stat().st_size > len(big)]
-    assert big[:64] not in blob.read_bytes()
-    assert "minutes" not in str(blob)
-
-
-def test_an_unknown_attachment_or_one_of_another_report_is_not_found(
-    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
-) -> None:
-    alice = make_officer("Alice Officer")
-    first = _submit(db, store, keyring, policy, uploads=(_upload("a.txt", b"a"),))
-    second = _submit(db, store, keyring, policy, uploads=(_upload("b.txt", b"b"),))
-    db.expire_all()
-    other_id = _report(db, second.public_id).attachments[0].public_id
-    for attachment_id in (crypto.new_public_id(), other_id):
-        with pytest.raises(AttachmentNotFound):
-            reports.read_attachment(
-                db, store, alice.officer, alice.private_key, first.public_id, attachment_id
-            )
 
 
 def test_the_session_that_added_files_sees_each_attachment_once(

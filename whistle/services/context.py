@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -23,6 +25,14 @@ class Keyring:
 
 
 @dataclass(frozen=True)
+class Moment:
+    """One instant, and the organisation's day it falls on."""
+
+    now: dt.datetime
+    today: dt.date
+
+
+@dataclass(frozen=True)
 class Clock:
     """The time, and the organisation's calendar day, in one place tests can set."""
 
@@ -33,6 +43,10 @@ class Clock:
 
     def today(self) -> dt.date:
         return self.now().astimezone(self.timezone).date()
+
+    def moment(self) -> Moment:
+        now = self.now()
+        return Moment(now, now.astimezone(self.timezone).date())
 
 
 @dataclass(frozen=True)
@@ -47,27 +61,87 @@ class Policy:
     feedback_months: int = 3
 
 
+#: How much lower than the rest of the process a derivation runs (a nice increment, Linux).
+DERIVATION_NICENESS = 10
+
+
 class DerivationGate:
     """Bounds how many Argon2id derivations run at once in this process.
 
     Each derivation takes tens of megabytes of memory and a core for a fraction
     of a second, so a flood of receipt or login attempts could exhaust memory or
-    starve every other page. Beyond the bound a request waits a little, then
-    gets :class:`ServerBusy` (a 503 with Retry-After).
+    starve every other page. Beyond the bound a request waits a little (no
+    more requests wait than there are slots), then gets :class:`ServerBusy`
+    (a 503 with Retry-After).
+
+    Derivations run on threads of their own at a lower CPU priority (nice +10
+    where the system allows it), so that when the cores are busy deriving,
+    the scheduler still gives them to the requests that only render a page.
+    A derivation is no slower when nothing else wants the CPU.
     """
 
-    def __init__(self, slots: int, wait_seconds: float) -> None:
+    def __init__(self, slots: int, wait_seconds: float, niceness: int = DERIVATION_NICENESS) -> None:
         self.slots = slots
         self.wait_seconds = wait_seconds
+        self.niceness = niceness
         self._semaphore = threading.BoundedSemaphore(slots)
+        self._waiting = 0
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _threads(self) -> ThreadPoolExecutor:
+        # Made on first use, so a server that forks its workers starts no thread before the fork.
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.slots,
+                    thread_name_prefix="whistle-kdf",
+                    initializer=_lower_priority,
+                    initargs=(self.niceness,),
+                )
+            return self._pool
+
+    def _enter(self) -> None:
+        """Take a slot; wait for one only if fewer requests than slots are waiting already.
+
+        A request waiting here holds one of the server's threads: were they all
+        waiting, no page at all would be served. So a flood is turned away at
+        once, and the waiting stays as short as the derivations in progress.
+        """
+        if self._semaphore.acquire(blocking=False):
+            return
+        with self._lock:
+            if self._waiting >= self.slots:
+                raise ServerBusy()
+            self._waiting += 1
+        try:
+            acquired = self._semaphore.acquire(timeout=self.wait_seconds)
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if not acquired:
+            raise ServerBusy()
 
     def derive_key(self, secret: bytes, salt: bytes, params: KdfParams) -> bytes:
-        if not self._semaphore.acquire(timeout=self.wait_seconds):
-            raise ServerBusy()
+        self._enter()
         try:
-            return crypto.derive_key(secret, salt, params)
+            return self._threads().submit(crypto.derive_key, secret, salt, params).result()
         finally:
             self._semaphore.release()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._pool is not None:
+                self._pool.shutdown(wait=False)
+                self._pool = None
+
+
+def _lower_priority(niceness: int) -> None:
+    """Lower the calling thread's CPU priority (on Linux, nice values are per thread)."""
+    thread = threading.get_native_id()
+    # A system without per-thread priorities (or that refuses) runs derivations at normal priority.
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + niceness)
 
 
 #: The process's gate; ``configure_derivations`` sets its size at start-up.
@@ -76,6 +150,7 @@ _gate = DerivationGate(slots=os.cpu_count() or 2, wait_seconds=5.0)
 
 def configure_derivations(slots: int, wait_seconds: float) -> None:
     global _gate  # one bound per process, set once at start-up
+    _gate.close()
     _gate = DerivationGate(slots, wait_seconds)
 
 

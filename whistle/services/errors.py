@@ -47,3 +47,47 @@ class UploadRejected(WhistleError):
 
 class ServerBusy(WhistleError):
     """Too many key derivations are running; try again shortly."""
+
+
+class NeedsOutcome(WhistleError):
+    """A case is closed with an outcome and a summary, not by a status change."""
+
+
+class OfficerExcluded(WhistleError):
+    """The reporter excluded this officer: they can never be given the case."""
+
+
+class LastReader(WhistleError):
+    """Removing this officer would leave no officer able to read the case."""
+
+
+class InvalidSetting(WhistleError):
+    pass
+
+
+class WrongRecoveryKey(WhistleError):
+    """The key given is not this organisation's recovery key."""
+
+
+class CodeRefused(WhistleError):
+    """A two-factor code that is wrong, or not six digits."""
+
+
+class CodeReplayed(CodeRefused):
+    """A two-factor code of a time step that was accepted already: never twice."""
+
+
+class RecoveryFailed(WhistleError):
+    """Unknown email, deactivated officer or a wrong recovery key: one answer for all."""
+
+
+class InvitationUnavailable(WhistleError):
+    """The link is unknown, used or expired, or its officer was deactivated."""
+
+
+class NotAllowed(WhistleError):
+    """The acting officer may not do this (not an administrator, or their own account)."""
+
+
+class NotSeedable(WhistleError):
+    """The instance holds reports that `whistle seed` did not make: demonstration cases go elsewhere."""

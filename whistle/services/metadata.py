@@ -36,7 +36,8 @@ Office documents and PDFs (they keep their own EXIF), attachments inside a PDF,
 Word's revision-session ids and printer settings.
 
 The upload arrives as a read-once stream: it is read only with ``read(n)``,
-at most ``max_bytes + 1`` bytes are held in memory, and nothing is ever
+at most ``max_bytes + 1`` bytes are held in memory (none beyond the first
+kilobyte for a type no cleaner reads, such as a video), and nothing is ever
 written to disk. Whatever cannot be cleaned (an unknown type, a file over the
 limit, a file that does not parse, a ZIP or image that would expand too far)
 comes back byte for byte as it arrived, with a status that says why: evidence
@@ -93,6 +94,8 @@ ZIP_EXPANSION = 10
 MAX_ZIP_ENTRIES = 10_000
 
 _READ_CHUNK = 1024 * 1024
+#: How much of a file's start tells its type (see _sniff).
+_SNIFF_BYTES = 1024
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -134,12 +137,14 @@ def clean(stream: IO[bytes], *, keep_original: bool = False, max_bytes: int = MA
     """
     if keep_original:
         return Cleaned(stream, CleanStatus.KEPT, "")
-    data = _read_at_most(stream, max_bytes + 1)
-    kind = _sniff(data)
+    head = _read_at_most(stream, min(_SNIFF_BYTES, max_bytes + 1))
+    kind = _sniff(head)
+    if not kind:
+        # No cleaner reads this type: pass it on as it comes, without holding it in memory.
+        return Cleaned(io.BufferedReader(_Chained(head, stream)), CleanStatus.UNSUPPORTED, "")
+    data = head + _read_at_most(stream, max_bytes + 1 - len(head))
     if len(data) > max_bytes:
         return Cleaned(io.BufferedReader(_Chained(data, stream)), CleanStatus.TOO_LARGE, _public(kind))
-    if not kind:
-        return Cleaned(io.BytesIO(data), CleanStatus.UNSUPPORTED, "")
     try:
         with _library_warnings_quiet():
             if kind == "zip":

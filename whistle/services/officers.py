@@ -1,20 +1,45 @@
-"""Officers: their key pairs, logins and the first administrator's setup."""
+"""Officers: their key pairs, logins (with lockout and two-factor codes), password
+resets, invitation links and the first administrator's setup.
+
+A login refuses an unknown email, a deactivated officer, a locked account and a
+wrong password with one answer and the same cost (one Argon2id derivation), so
+the answer does not tell whether an account exists. Five failures in a row
+(wrong passwords or wrong codes) lock the account for fifteen minutes.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from whistle import crypto
-from whistle.models import Officer, SetupToken
+from whistle import audit, crypto
+from whistle.models import Invitation, KeyPurpose, KeyWrap, Officer, Report, ServerSession, SetupToken
+from whistle.services import twofactor
 from whistle.services.context import derive_key
-from whistle.services.errors import LoginFailed, OfficerExists, SetupUnavailable, WeakPassword
+from whistle.services.errors import (
+    CodeRefused,
+    CodeReplayed,
+    InvitationUnavailable,
+    LoginFailed,
+    NotAllowed,
+    OfficerExists,
+    RecoveryFailed,
+    SetupUnavailable,
+    UnknownOfficer,
+    WeakPassword,
+)
 
 MIN_PASSWORD_CHARS = 12
 _DUMMY_SALT = bytes(crypto.SALT_BYTES)
+#: Failures in a row (wrong password or wrong code) that lock an account ...
+LOCK_AFTER_FAILURES = 5
+#: ... and for how long.
+LOCKED_FOR = dt.timedelta(minutes=15)
+#: How long an invitation or reset link can be used.
+INVITATION_LIFETIME = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -41,6 +66,22 @@ def check_password(password: str) -> None:
         raise WeakPassword(f"Choose a password of at least {MIN_PASSWORD_CHARS} characters.")
 
 
+def _seal_keys(officer: Officer, kdf: crypto.KdfParams, password: str, private_key: bytes) -> str:
+    """Seal a private key under the password and under a fresh one-time recovery key,
+    which is returned (to be shown once) and never stored."""
+    officer.password_salt, officer.recovery_salt = crypto.new_salt(), crypto.new_salt()
+    officer.password_kdf = kdf.encode()
+    password_key = derive_key(password.encode(), officer.password_salt, kdf)
+    officer.private_key_sealed = crypto.seal(password_key, private_key, _password_context(officer.public_id))
+    recovery_code = crypto.new_recovery_code()
+    officer.private_key_recovery_sealed = crypto.seal(
+        crypto.recovery_code_key(recovery_code, officer.recovery_salt),
+        private_key,
+        _recovery_context(officer.public_id),
+    )
+    return recovery_code
+
+
 def create_officer(
     db: Session,
     kdf: crypto.KdfParams,
@@ -57,27 +98,17 @@ def create_officer(
     email = normalise_email(email)
     if db.scalar(select(Officer.id).where(Officer.email == email)) is not None:
         raise OfficerExists(f"An officer with the email address {email} already exists.")
-    public_id = crypto.new_public_id()
     pair = crypto.generate_keypair()
-    password_salt, recovery_salt = crypto.new_salt(), crypto.new_salt()
-    recovery_code = crypto.new_recovery_code()
-    password_key = derive_key(password.encode(), password_salt, kdf)
     officer = Officer(
-        public_id=public_id,
+        public_id=crypto.new_public_id(),
         email=email,
         display_name=display_name.strip(),
         is_admin=is_admin,
         is_active=True,
         created_at=now,
         public_key=pair.public,
-        private_key_sealed=crypto.seal(password_key, pair.private, _password_context(public_id)),
-        password_salt=password_salt,
-        password_kdf=kdf.encode(),
-        private_key_recovery_sealed=crypto.seal(
-            crypto.recovery_code_key(recovery_code, recovery_salt), pair.private, _recovery_context(public_id)
-        ),
-        recovery_salt=recovery_salt,
     )
+    recovery_code = _seal_keys(officer, kdf, password, pair.private)
     db.add(officer)
     db.flush()
     return NewOfficer(officer, recovery_code)
@@ -155,3 +186,350 @@ def set_up_first_admin(
     check_password(password)
     db.execute(delete(SetupToken))
     return create_officer(db, kdf, email, display_name, password, now, is_admin=True)
+
+
+# --- logins: lockout and the two-factor step -------------------------------------
+
+
+@dataclass(frozen=True)
+class PasswordAccepted:
+    """The password opened the officer's private key."""
+
+    officer: Officer
+    private_key: bytes = field(repr=False)
+    #: A two-factor code must follow before the officer is logged in.
+    needs_code: bool
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    """The same instant however the database hands it back (aware, or naive UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+
+
+def is_locked(officer: Officer, now: dt.datetime) -> bool:
+    return officer.locked_until is not None and _utc(officer.locked_until) > now
+
+
+def _failed(db: Session, officer: Officer, now: dt.datetime, reason: str) -> bool:
+    """Count a failure, locking the account at the limit; return whether it is now locked."""
+    audit.record(db, "login_failed", audit.SYSTEM, now, subject=officer.public_id, detail=reason)
+    officer.failed_logins += 1
+    locked = officer.failed_logins >= LOCK_AFTER_FAILURES
+    if locked:
+        officer.failed_logins = 0
+        officer.locked_until = now + LOCKED_FOR
+        audit.record(db, "account_locked", audit.SYSTEM, now, subject=officer.public_id)
+    db.flush()
+    return locked
+
+
+def _succeeded(db: Session, officer: Officer, now: dt.datetime) -> None:
+    officer.failed_logins = 0
+    officer.locked_until = None
+    audit.record(db, "login", officer.public_id, now)
+    db.flush()
+
+
+def check_password_login(
+    db: Session, kdf: crypto.KdfParams, email: str, password: str, now: dt.datetime
+) -> PasswordAccepted:
+    """The first step of a login: the password, which unseals the private key.
+
+    Raises :class:`LoginFailed` for an unknown email, a deactivated officer, a
+    locked account or a wrong password alike, each after one derivation. A
+    failure is counted and audited (it must be committed even though the
+    login is refused). An officer without two-factor login is logged in here.
+    """
+    officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email)))
+    if officer is None or not officer.is_active:
+        derive_key(password.encode(), _DUMMY_SALT, kdf)
+        raise LoginFailed()
+    key = derive_key(password.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf))
+    if is_locked(officer, now):
+        audit.record(db, "login_failed", audit.SYSTEM, now, subject=officer.public_id, detail="locked")
+        raise LoginFailed()
+    try:
+        private_key = crypto.open_sealed(
+            key, officer.private_key_sealed, _password_context(officer.public_id)
+        )
+    except crypto.CryptoError as exc:
+        _failed(db, officer, now, "password")
+        raise LoginFailed() from exc
+    needs_code = twofactor.enrolled(officer)
+    if not needs_code:
+        _succeeded(db, officer, now)
+    return PasswordAccepted(officer, private_key, needs_code)
+
+
+def check_code_login(
+    db: Session, officer_public_id: str, private_key: bytes, code: str, now: dt.datetime
+) -> Officer:
+    """The second step: a two-factor code, accepted once.
+
+    Raises :class:`CodeRefused` (or :class:`CodeReplayed`) for a wrong or used
+    code, and :class:`LoginFailed` when the pending login is over: the officer
+    was deactivated, or the account is (now) locked.
+    """
+    officer = get_active(db, officer_public_id)
+    if officer is None:
+        raise LoginFailed()
+    if is_locked(officer, now):
+        audit.record(db, "login_failed", audit.SYSTEM, now, subject=officer.public_id, detail="locked")
+        raise LoginFailed()
+    try:
+        twofactor.check_code(db, officer, private_key, code, now)
+    except CodeRefused as error:
+        reason = "replayed code" if isinstance(error, CodeReplayed) else "code"
+        if _failed(db, officer, now, reason):
+            raise LoginFailed() from error
+        raise
+    _succeeded(db, officer, now)
+    return officer
+
+
+def needs_enrolment(db: Session, officer: Officer) -> bool:
+    """Two-factor login is mandatory and this officer has not set it up yet."""
+    return not twofactor.enrolled(officer) and twofactor.required(db)
+
+
+# --- password resets and invitations ---------------------------------------------
+
+
+def _end_sessions(db: Session, officer: Officer) -> None:
+    db.execute(delete(ServerSession).where(ServerSession.officer_id == officer.id))
+
+
+def _open_with_recovery_code(officer: Officer | None, recovery_code: str) -> bytes | None:
+    if officer is None:
+        return None
+    try:
+        return crypto.open_sealed(
+            crypto.recovery_code_key(recovery_code, officer.recovery_salt),
+            officer.private_key_recovery_sealed,
+            _recovery_context(officer.public_id),
+        )
+    except (crypto.InvalidCode, crypto.CryptoError):
+        return None
+
+
+def reset_password(
+    db: Session, kdf: crypto.KdfParams, email: str, recovery_code: str, password: str, now: dt.datetime
+) -> str:
+    """Set a new password with the officer's recovery key; return their new recovery key.
+
+    The private key is opened with the recovery key and sealed again, so the
+    officer keeps access to every case. The old recovery key stops working.
+    An unknown email, a deactivated officer and a wrong key all raise
+    :class:`RecoveryFailed` after one derivation. Every other session of the
+    officer ends; two-factor login stays as it was.
+    """
+    check_password(password)
+    officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email), Officer.is_active))
+    private_key = _open_with_recovery_code(officer, recovery_code)
+    if officer is None or private_key is None:
+        derive_key(password.encode(), _DUMMY_SALT, kdf)
+        if officer is not None:
+            audit.record(
+                db,
+                "password_reset_failed",
+                audit.SYSTEM,
+                now,
+                subject=officer.public_id,
+                detail="recovery key",
+            )
+        raise RecoveryFailed()
+    new_code = _seal_keys(officer, kdf, password, private_key)
+    officer.failed_logins = 0
+    officer.locked_until = None
+    _end_sessions(db, officer)
+    audit.record(
+        db, "password_reset", officer.public_id, now, subject=officer.public_id, detail="recovery key"
+    )
+    db.flush()
+    return new_code
+
+
+def _new_invitation(
+    db: Session, email: str, display_name: str, is_admin: bool, invited_by: Officer | None, now: dt.datetime
+) -> str:
+    """A one-time link token for this email, replacing any earlier link for it."""
+    db.execute(delete(Invitation).where(Invitation.email == email))
+    token = crypto.new_token()
+    db.add(
+        Invitation(
+            token_hash=crypto.token_hash(token),
+            email=email,
+            display_name=display_name,
+            is_admin=is_admin,
+            invited_by=invited_by.id if invited_by is not None else None,
+            expires_at=now + INVITATION_LIFETIME,
+        )
+    )
+    db.flush()
+    return token
+
+
+def reset_without_recovery(
+    db: Session, kdf: crypto.KdfParams, admin: Officer, officer_public_id: str, now: dt.datetime
+) -> str:
+    """An administrator resets an officer who lost both password and recovery key.
+
+    Returns the token of a one-time link (``/officer/welcome/<token>``) where
+    the officer chooses a new password and gets a new key pair. From now on
+    the old password and recovery key open nothing and the officer's sessions
+    end. ``kdf`` is what the unusable old seal is marked with.
+    """
+    if not admin.is_admin or not admin.is_active:
+        raise NotAllowed()
+    officer = get_active(db, officer_public_id)
+    if officer is None:
+        raise UnknownOfficer(officer_public_id)
+    if officer.id == admin.id:
+        raise NotAllowed()
+    # The old private key is thrown away: nothing that opens it is kept.
+    discarded = crypto.new_key()
+    officer.private_key_sealed = crypto.seal(
+        discarded, crypto.new_key(), _password_context(officer.public_id)
+    )
+    officer.password_kdf = kdf.encode()
+    officer.private_key_recovery_sealed = crypto.seal(
+        discarded, crypto.new_key(), _recovery_context(officer.public_id)
+    )
+    twofactor.turn_off(officer)
+    _end_sessions(db, officer)
+    token = _new_invitation(db, officer.email, officer.display_name, officer.is_admin, admin, now)
+    audit.record(
+        db, "password_reset", admin.public_id, now, subject=officer.public_id, detail="without recovery key"
+    )
+    db.flush()
+    return token
+
+
+@dataclass(frozen=True)
+class InvitationView:
+    """What the welcome page shows before the password is chosen."""
+
+    email: str
+    display_name: str
+    #: The link resets an existing officer: their old cases will need a grant.
+    replaces_keys: bool
+
+
+@dataclass(frozen=True)
+class LostCase:
+    received_on: dt.date
+    #: Another officer can still open it, so they can give access again.
+    colleague_can_grant: bool
+
+
+@dataclass(frozen=True)
+class Welcome:
+    officer: Officer
+    #: The one-time recovery key, shown once and never stored.
+    recovery_code: str
+    #: Cases the officer could open with their old keys, which now need a grant.
+    lost_cases: list[LostCase]
+
+
+def _live_invitation(db: Session, token: str, now: dt.datetime) -> Invitation:
+    invitation = db.scalar(select(Invitation).where(Invitation.token_hash == crypto.token_hash(token)))
+    if invitation is None or _utc(invitation.expires_at) <= now:
+        raise InvitationUnavailable()
+    existing = db.scalar(select(Officer).where(Officer.email == invitation.email))
+    if existing is not None and not existing.is_active:
+        raise InvitationUnavailable()
+    return invitation
+
+
+def show_invitation(db: Session, token: str, now: dt.datetime) -> InvitationView:
+    invitation = _live_invitation(db, token, now)
+    existing = db.scalar(select(Officer.id).where(Officer.email == invitation.email))
+    return InvitationView(invitation.email, invitation.display_name, existing is not None)
+
+
+def _held_reports(db: Session, officer: Officer) -> tuple[list[Report], set[int]]:
+    """The reports this officer holds a key for, and those of them another active officer holds."""
+    reports = list(
+        db.scalars(
+            select(Report)
+            .join(KeyWrap, KeyWrap.report_id == Report.id)
+            .where(KeyWrap.officer_id == officer.id, KeyWrap.purpose == KeyPurpose.DATA)
+            .order_by(Report.received_on, Report.id)
+        )
+    )
+    others = set(
+        db.scalars(
+            select(KeyWrap.report_id)
+            .join(Officer, Officer.id == KeyWrap.officer_id)
+            .where(
+                KeyWrap.report_id.in_([report.id for report in reports]),
+                KeyWrap.officer_id != officer.id,
+                KeyWrap.purpose == KeyPurpose.DATA,
+                Officer.is_active,
+            )
+        )
+    )
+    return reports, others
+
+
+def accept_invitation(
+    db: Session, kdf: crypto.KdfParams, token: str, password: str, now: dt.datetime
+) -> Welcome:
+    """Use a one-time link: set a password, and get a new key pair with it.
+
+    For an invitation to a new email, a new officer is made with the name,
+    email and role of the invitation. For an existing officer (a reset by an
+    administrator), their key pair is replaced: every key wrap of the old one
+    is deleted, and the cases they held are returned so the page can say which
+    now need a grant from a colleague. The officer keeps their name and role;
+    two-factor login must be set up again. A deactivated officer's link does
+    not work.
+    """
+    invitation = _live_invitation(db, token, now)
+    check_password(password)
+    officer = db.scalar(select(Officer).where(Officer.email == invitation.email))
+    db.delete(invitation)
+    if officer is None:
+        created = create_officer(
+            db, kdf, invitation.email, invitation.display_name, password, now, is_admin=invitation.is_admin
+        )
+        audit.record(
+            db, "invitation_accepted", created.officer.public_id, now, subject=created.officer.public_id
+        )
+        return Welcome(created.officer, created.recovery_code, [])
+    reports, others = _held_reports(db, officer)
+    for report in reports:
+        audit.record(
+            db, "access_lost", officer.public_id, now, report=report.public_id, subject=officer.public_id
+        )
+    db.execute(delete(KeyWrap).where(KeyWrap.officer_id == officer.id))
+    pair = crypto.generate_keypair()
+    officer.public_key = pair.public
+    recovery_code = _seal_keys(officer, kdf, password, pair.private)
+    twofactor.turn_off(officer)
+    officer.failed_logins = 0
+    officer.locked_until = None
+    _end_sessions(db, officer)
+    audit.record(
+        db, "keys_replaced", officer.public_id, now, subject=officer.public_id, detail="new key pair"
+    )
+    db.flush()
+    return Welcome(officer, recovery_code, [LostCase(r.received_on, r.id in others) for r in reports])
+
+
+def reset_two_factor(db: Session, admin: Officer, officer_public_id: str, now: dt.datetime) -> None:
+    """An administrator switches off an officer's two-factor login (a lost phone).
+
+    The officer keeps their keys; where two-factor login is mandatory they
+    must set it up again at their next login.
+    """
+    if not admin.is_admin or not admin.is_active:
+        raise NotAllowed()
+    officer = get_active(db, officer_public_id)
+    if officer is None:
+        raise UnknownOfficer(officer_public_id)
+    twofactor.turn_off(officer)
+    officer.failed_logins = 0
+    officer.locked_until = None
+    audit.record(db, "two_factor_reset", admin.public_id, now, subject=officer.public_id)
+    db.flush()

@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import Select, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from whistle import crypto
-from whistle.models import Author, KeyPurpose, KeyWrap, Message, Officer, Recipient, Report, ReportStatus
+from whistle.models import (
+    Author,
+    KeyPurpose,
+    KeyWrap,
+    Message,
+    Officer,
+    Outcome,
+    Priority,
+    Recipient,
+    Report,
+    ReportStatus,
+    StatusChange,
+)
 from whistle.services import attachments
 from whistle.services.attachments import AttachmentInfo, Upload
 from whistle.services.context import Keyring, Policy, derive_key
@@ -35,14 +47,26 @@ RAISED_BEFORE = {"yes": "Yes", "no": "No"}
 STATUS_FOR_REPORTER = {
     ReportStatus.NEW: "Received, waiting to be looked at",
     ReportStatus.ACKNOWLEDGED: "Acknowledged by an officer",
-    ReportStatus.IN_PROGRESS: "Being looked into",
+    ReportStatus.ASSESSING: "An officer is assessing your concern",
+    ReportStatus.INVESTIGATING: "Your concern is being looked into",
+    ReportStatus.AWAITING_REPORTER: "An officer is waiting for your answer",
     ReportStatus.CLOSED: "Closed",
 }
 STATUS_FOR_OFFICER = {
     ReportStatus.NEW: "New",
     ReportStatus.ACKNOWLEDGED: "Acknowledged",
-    ReportStatus.IN_PROGRESS: "In progress",
+    ReportStatus.ASSESSING: "Assessing",
+    ReportStatus.INVESTIGATING: "Investigating",
+    ReportStatus.AWAITING_REPORTER: "Awaiting reporter",
     ReportStatus.CLOSED: "Closed",
+}
+#: What the reporter is told of how a case ended.
+OUTCOME_FOR_REPORTER = {
+    Outcome.SUBSTANTIATED: "Your concern was found to be substantiated.",
+    Outcome.PARTLY_SUBSTANTIATED: "Your concern was found to be partly substantiated.",
+    Outcome.NOT_SUBSTANTIATED: "Your concern was looked into and was not substantiated.",
+    Outcome.REFERRED: "Your concern was referred to another body to deal with.",
+    Outcome.WITHDRAWN: "The case was closed as withdrawn.",
 }
 
 
@@ -94,57 +118,33 @@ class ReporterCase:
     deadlines: Deadlines
     messages: list[ThreadMessage]
     attachments: list[AttachmentInfo]
-
-
-@dataclass(frozen=True)
-class OfficerCase:
-    public_id: str
-    received_on: dt.date
-    status: ReportStatus
-    status_changed_on: dt.date
-    deadlines: Deadlines
-    answers: Answers
-    excluded_names: list[str]
-    messages: list[ThreadMessage]
-    attachments: list[AttachmentInfo]
-
-
-@dataclass(frozen=True)
-class ReportRow:
-    public_id: str
-    received_on: dt.date
-    status: ReportStatus
-    unread_reporter_messages: bool
-    read: bool
-    deadlines: Deadlines
-
-
-@dataclass(frozen=True)
-class Page:
-    rows: list[ReportRow]
-    number: int
-    total: int
-    size: int
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.size))
+    #: Each step of the case in plain words, with its day.
+    history: list[tuple[str, dt.date]] = field(default_factory=list)
+    outcome_text: str = ""
+    closing_summary: str = ""
 
 
 # --- deadlines ---------------------------------------------------------------
 
 
 def deadlines(received_on: dt.date, acknowledged_on: dt.date | None, policy: Policy) -> Deadlines:
-    """The two legal clocks: acknowledge within days, feedback within months."""
+    """The two legal clocks: acknowledge within days, feedback within months of
+    acknowledging (or of the acknowledgement deadline, if it never came)."""
     acknowledge_by = received_on + dt.timedelta(days=policy.acknowledge_days)
     feedback_from = acknowledged_on or acknowledge_by
     return Deadlines(acknowledge_by, feedback_from + relativedelta(months=policy.feedback_months))
 
 
+def refresh_clocks(report: Report, policy: Policy) -> None:
+    """Keep the stored deadlines in step with the case (lists filter and sort on them)."""
+    clocks = deadlines(report.received_on, report.acknowledged_on, policy)
+    report.acknowledge_by, report.feedback_by = clocks.acknowledge_by, clocks.feedback_by
+
+
 # --- associated data ---------------------------------------------------------
 
 
-def _answers_context(public_id: str) -> bytes:
+def answers_context(public_id: str) -> bytes:
     return crypto.context("report", public_id, "answers")
 
 
@@ -188,7 +188,9 @@ def submit_report(
         received_on=today,
         status=ReportStatus.NEW,
         status_changed_on=today,
-        answers_sealed=crypto.seal(dek, json.dumps(asdict(answers)).encode(), _answers_context(public_id)),
+        # A report that says someone may be at immediate risk arrives as urgent.
+        priority=Priority.URGENT if answers.immediate_risk == "yes" else Priority.NORMAL,
+        answers_sealed=crypto.seal(dek, json.dumps(asdict(answers)).encode(), answers_context(public_id)),
     )
     for purpose, key in ((KeyPurpose.DATA, dek), (KeyPurpose.INTERNAL, internal_key)):
         info = crypto.wrap_info(public_id, purpose.value)
@@ -210,6 +212,8 @@ def submit_report(
             )
     sealed = attachments.seal_uploads(store, report, dek, uploads, Author.REPORTER, policy, today)
     report.attachments.extend(sealed)
+    report.history.append(StatusChange(status=ReportStatus.NEW, changed_on=today))
+    refresh_clocks(report, policy)
     db.add(report)
     db.flush()
     files = [attachments.describe(report, dek, attachment) for attachment in sealed]
@@ -280,9 +284,27 @@ def reporter_case(db: Session, public_id: str, dek: bytes, policy: Policy) -> Re
         status_changed_on=report.status_changed_on,
         read_on=report.first_read_on,
         deadlines=deadlines(report.received_on, report.acknowledged_on, policy),
-        messages=_thread(report, dek, officer_names=False),
+        messages=thread(report, dek, officer_names=False),
         attachments=[attachments.describe(report, dek, a) for a in report.attachments],
+        history=[(STATUS_FOR_REPORTER[change.status], change.changed_on) for change in report.history],
+        outcome_text=OUTCOME_FOR_REPORTER[report.outcome] if report.outcome and report.summary_shared else "",
+        closing_summary=_shared_summary(report, dek),
     )
+
+
+def summary_context(public_id: str) -> bytes:
+    return crypto.context("report", public_id, "closing-summary")
+
+
+def _shared_summary(report: Report, dek: bytes) -> str:
+    if not (report.summary_shared and report.closing_summary_sealed):
+        return ""
+    return crypto.open_sealed(dek, report.closing_summary_sealed, summary_context(report.public_id)).decode()
+
+
+def read_answers(report: Report, dek: bytes) -> Answers:
+    fields = json.loads(crypto.open_sealed(dek, report.answers_sealed, answers_context(report.public_id)))
+    return Answers(**{**fields, "excluded_officers": tuple(fields["excluded_officers"])})
 
 
 def add_reporter_message(
@@ -299,13 +321,13 @@ def add_reporter_message(
     report = _report(db, public_id)
     sealed = attachments.seal_uploads(store, report, dek, uploads, Author.REPORTER, policy, today)
     if body:
-        _add_message(report, dek, Author.REPORTER, None, body, today)
+        add_message(report, dek, Author.REPORTER, None, body, today)
     report.attachments.extend(sealed)
     report.unread_reporter_messages = True
     db.flush()
 
 
-def _add_message(
+def add_message(
     report: Report, dek: bytes, author: Author, officer: Officer | None, body: str, today: dt.date
 ) -> None:
     message_id = crypto.new_public_id()
@@ -320,7 +342,7 @@ def _add_message(
     )
 
 
-def _thread(report: Report, dek: bytes, *, officer_names: bool) -> list[ThreadMessage]:
+def thread(report: Report, dek: bytes, *, officer_names: bool) -> list[ThreadMessage]:
     return [
         ThreadMessage(
             author=message.author,
@@ -332,113 +354,3 @@ def _thread(report: Report, dek: bytes, *, officer_names: bool) -> list[ThreadMe
         )
         for message in report.messages
     ]
-
-
-# --- the officer's reading room ----------------------------------------------
-
-
-def _readable_by(officer: Officer) -> Select[Report]:
-    return (
-        select(Report)
-        .join(KeyWrap, KeyWrap.report_id == Report.id)
-        .where(KeyWrap.officer_id == officer.id, KeyWrap.purpose == KeyPurpose.DATA)
-    )
-
-
-def list_reports(db: Session, officer: Officer, policy: Policy, page: int, size: int) -> Page:
-    """The reports this officer holds a key for, newest first; nothing is decrypted."""
-    base = _readable_by(officer)
-    total = db.scalar(select(func.count()).select_from(base.subquery())) or 0
-    page = min(max(1, page), max(1, -(-total // size)))
-    reports = db.scalars(
-        base.order_by(Report.received_on.desc(), Report.id.desc()).offset((page - 1) * size).limit(size)
-    )
-    rows = [
-        ReportRow(
-            public_id=report.public_id,
-            received_on=report.received_on,
-            status=report.status,
-            unread_reporter_messages=report.unread_reporter_messages,
-            read=report.first_read_on is not None,
-            deadlines=deadlines(report.received_on, report.acknowledged_on, policy),
-        )
-        for report in reports
-    ]
-    return Page(rows=rows, number=page, total=total, size=size)
-
-
-def _officer_report(db: Session, officer: Officer, public_id: str) -> tuple[Report, KeyWrap]:
-    row = db.execute(
-        select(Report, KeyWrap)
-        .join(KeyWrap, KeyWrap.report_id == Report.id)
-        .where(
-            Report.public_id == public_id,
-            KeyWrap.officer_id == officer.id,
-            KeyWrap.purpose == KeyPurpose.DATA,
-        )
-    ).one_or_none()
-    if row is None:
-        raise ReportNotFound(public_id)
-    return row[0], row[1]
-
-
-def _officer_dek(db: Session, officer: Officer, private_key: bytes, public_id: str) -> tuple[Report, bytes]:
-    report, wrap = _officer_report(db, officer, public_id)
-    info = crypto.wrap_info(report.public_id, KeyPurpose.DATA.value)
-    return report, crypto.unwrap_key(private_key, wrap.key_wrapped, info)
-
-
-def open_report(
-    db: Session, officer: Officer, private_key: bytes, public_id: str, policy: Policy, today: dt.date
-) -> OfficerCase:
-    """Decrypt a report for an officer who holds its key, and mark it read."""
-    report, dek = _officer_dek(db, officer, private_key, public_id)
-    fields = json.loads(crypto.open_sealed(dek, report.answers_sealed, _answers_context(public_id)))
-    answers = Answers(**{**fields, "excluded_officers": tuple(fields["excluded_officers"])})
-    if report.first_read_on is None:
-        report.first_read_on = today
-    report.unread_reporter_messages = False
-    excluded = set(answers.excluded_officers)
-    excluded_names = [
-        officer.display_name for officer in db.scalars(select(Officer).where(Officer.public_id.in_(excluded)))
-    ]
-    db.flush()
-    return OfficerCase(
-        public_id=report.public_id,
-        received_on=report.received_on,
-        status=report.status,
-        status_changed_on=report.status_changed_on,
-        deadlines=deadlines(report.received_on, report.acknowledged_on, policy),
-        answers=answers,
-        excluded_names=sorted(excluded_names),
-        messages=_thread(report, dek, officer_names=True),
-        attachments=[attachments.describe(report, dek, a) for a in report.attachments],
-    )
-
-
-def reply_as_officer(
-    db: Session, officer: Officer, private_key: bytes, public_id: str, body: str, today: dt.date
-) -> None:
-    report, dek = _officer_dek(db, officer, private_key, public_id)
-    _add_message(report, dek, Author.OFFICER, officer, body, today)
-    db.flush()
-
-
-def set_status(db: Session, officer: Officer, public_id: str, status: ReportStatus, today: dt.date) -> None:
-    report, _wrap = _officer_report(db, officer, public_id)
-    if report.status == status:
-        return
-    report.status = status
-    report.status_changed_on = today
-    if status is not ReportStatus.NEW and report.acknowledged_on is None:
-        report.acknowledged_on = today
-    db.flush()
-
-
-def read_attachment(
-    db: Session, store: SealedStore, officer: Officer, private_key: bytes, public_id: str, attachment_id: str
-) -> tuple[AttachmentInfo, Iterator[bytes]]:
-    """An attachment's description and its decrypted bytes, as a stream."""
-    report, dek = _officer_dek(db, officer, private_key, public_id)
-    attachment = attachments.find(report, attachment_id)
-    return attachments.describe(report, dek, attachment), attachments.read(store, report, dek, attachment)

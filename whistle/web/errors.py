@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, render_template
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
 from whistle.services.errors import ServerBusy
 
@@ -57,6 +57,16 @@ def handle_too_many(_error: HTTPException) -> tuple[str, int, dict[str, str]]:
     return page, 429, {"Retry-After": str(seconds)}
 
 
+def handle_untrusted_host(_error: SecurityError) -> tuple[str, int, dict[str, str]]:
+    """A Host header that is not one of ``trusted_hosts``: no page can be built for it (every
+    link would name that host), so the answer is a line of plain text."""
+    return (
+        "This portal does not answer to that address.\n",
+        400,
+        {"Content-Type": "text/plain; charset=utf-8"},
+    )
+
+
 def handle_busy(_error: ServerBusy) -> tuple[str, int, dict[str, str]]:
     page, status = render_error(503)
     return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
@@ -77,6 +87,7 @@ def log_exception_kind(
 
 def install(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(SecurityError, handle_untrusted_host)
     app.register_error_handler(InternalServerError, handle_unexpected)
     app.register_error_handler(ServerBusy, handle_busy)
     app.register_error_handler(429, handle_too_many)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from flask_wtf import FlaskForm
@@ -9,6 +10,7 @@ from wtforms import (
     BooleanField,
     EmailField,
     Field,
+    IntegerField,
     MultipleFileField,
     PasswordField,
     RadioField,
@@ -17,18 +19,27 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    Email,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from whistle.models import ReportStatus
+from whistle.services.cases import OUTCOME_LABELS, PRIORITY_LABELS, RISK_LABELS
 from whistle.services.reports import CATEGORIES, IMMEDIATE_RISK, RAISED_BEFORE, STATUS_FOR_OFFICER
 
 TEXT_LIMIT = 20_000
 SHORT_LIMIT = 2_000
 
 
-def _choices(labels: dict[str, str]) -> list[SelectChoice]:
-    return [SelectChoice(value, label) for value, label in labels.items()]
+def _choices(labels: Mapping[Any, str]) -> list[SelectChoice]:
+    return [SelectChoice(str(value), label) for value, label in labels.items()]
 
 
 def no_nul(_form: FlaskForm, field: Field) -> None:
@@ -150,14 +161,83 @@ class OfficerReplyForm(FlaskForm):
             no_nul,
         ],
     )
+    is_feedback = BooleanField(
+        "This reply tells the reporter what has been done (it stops the feedback clock)"
+    )
 
 
 class StatusForm(FlaskForm):
     status = SelectField(
         "Status",
-        choices=[SelectChoice(status.value, STATUS_FOR_OFFICER[status]) for status in ReportStatus],
+        choices=[
+            SelectChoice(status.value, STATUS_FOR_OFFICER[status])
+            for status in ReportStatus
+            if status is not ReportStatus.CLOSED
+        ],
         validators=[InputRequired()],
     )
+
+
+class CloseForm(FlaskForm):
+    outcome = SelectField("Outcome", choices=_choices(OUTCOME_LABELS), validators=[InputRequired()])
+    summary = TextAreaField(
+        "Closing summary",
+        validators=[
+            DataRequired("Write a closing summary."),
+            Length(max=TEXT_LIMIT, message=f"Please keep this under {TEXT_LIMIT:,} characters."),
+            no_nul,
+        ],
+    )
+    share = BooleanField("Share this summary with the reporter as feedback")
+
+
+class PriorityForm(FlaskForm):
+    priority = SelectField("Priority", choices=_choices(PRIORITY_LABELS), validators=[InputRequired()])
+
+
+class AssignForm(FlaskForm):
+    # The service checks that the officer can read the case.
+    assignee = SelectField("Lead officer", choices=[], validate_choice=False)
+
+
+class TriageForm(FlaskForm):
+    category = StringField(
+        "Category (your own)",
+        validators=[Optional(), Length(max=60, message="Use at most 60 characters."), no_nul],
+    )
+    risk = SelectField("Risk of detriment to the reporter", choices=_choices(RISK_LABELS))
+    protective_actions = TextAreaField(
+        "Protective actions",
+        validators=[
+            Optional(),
+            Length(max=SHORT_LIMIT, message=f"Please keep this under {SHORT_LIMIT:,} characters."),
+            no_nul,
+        ],
+    )
+
+
+class NoteForm(FlaskForm):
+    """Prefixed: its field would otherwise share an id with the reply's."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, prefix="note", **kwargs)
+
+    body = TextAreaField(
+        "Internal note (never shown to the reporter)",
+        validators=[
+            DataRequired("Write the note first."),
+            Length(max=TEXT_LIMIT, message=f"Please keep this under {TEXT_LIMIT:,} characters."),
+            no_nul,
+        ],
+    )
+
+
+class GrantForm(FlaskForm):
+    officer = SelectField("Give access to", choices=[], validate_choice=False)
+
+
+class RevokeForm(FlaskForm):
+    officer = StringField(validators=[DataRequired(), Length(max=32), no_nul])
 
 
 class SetupForm(FlaskForm):
@@ -181,4 +261,110 @@ class SetupForm(FlaskForm):
             Length(min=12, max=1024, message="Use 12 to 1,024 characters."),
             no_nul,
         ],
+    )
+
+
+class InviteForm(FlaskForm):
+    display_name = StringField(
+        "Name", validators=[DataRequired("Enter the officer's name."), Length(max=100), no_nul]
+    )
+    email = EmailField(
+        "Email address",
+        validators=[
+            DataRequired("Enter an email address."),
+            Email("Enter a valid email address."),
+            Length(max=254),
+            no_nul,
+        ],
+    )
+    is_admin = BooleanField("Administrator (can manage officers and settings)")
+
+
+class OfficerStatusForm(FlaskForm):
+    officer = StringField(validators=[DataRequired(), Length(max=32), no_nul])
+
+
+class SettingsForm(FlaskForm):
+    organisation_name = StringField(
+        "Organisation name",
+        validators=[DataRequired("Enter the organisation's name."), Length(max=120), no_nul],
+    )
+    landing_text = TextAreaField(
+        "Text on the start page (Markdown)", validators=[Optional(), Length(max=TEXT_LIMIT), no_nul]
+    )
+    guidance_text = TextAreaField(
+        "Guidance for reporters (Markdown)", validators=[Optional(), Length(max=TEXT_LIMIT), no_nul]
+    )
+    acknowledge_days = IntegerField(
+        "Days to acknowledge a report",
+        validators=[InputRequired("Enter a number of days."), NumberRange(1, 30)],
+    )
+    feedback_months = IntegerField(
+        "Months to give feedback after acknowledging",
+        validators=[InputRequired("Enter a number of months."), NumberRange(1, 12)],
+    )
+    retention_months = IntegerField(
+        "Months a closed case is kept before it is deleted",
+        validators=[InputRequired("Enter a number of months."), NumberRange(1, 120)],
+    )
+    require_two_factor = BooleanField("Every officer must use two-factor login")
+
+
+def _code_field(label: str) -> StringField:
+    return StringField(
+        label,
+        validators=[
+            DataRequired("Enter the 6-digit code from your authenticator app."),
+            Length(max=16, message="Enter the 6-digit code from your authenticator app."),
+            no_nul,
+        ],
+    )
+
+
+class CodeForm(FlaskForm):
+    """The second step of a login."""
+
+    code = _code_field("Code from your authenticator app")
+
+
+class EnrolTwoFactorForm(FlaskForm):
+    code = _code_field("Code shown by the app")
+
+
+def _new_password_field(label: str) -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[
+            DataRequired("Choose a password."),
+            Length(min=12, max=1024, message="Use 12 to 1,024 characters."),
+            no_nul,
+        ],
+    )
+
+
+class ResetPasswordForm(FlaskForm):
+    email = EmailField(
+        "Email address", validators=[DataRequired("Enter your email address."), Length(max=254), no_nul]
+    )
+    recovery_key = StringField(
+        "Recovery key",
+        validators=[
+            DataRequired("Enter your recovery key."),
+            Length(max=100, message="That is not a recovery key."),
+            no_nul,
+        ],
+    )
+    password = _new_password_field("New password (at least 12 characters)")
+
+
+class WelcomeForm(FlaskForm):
+    password = _new_password_field("Choose a password (at least 12 characters)")
+
+
+class LegalHoldForm(FlaskForm):
+    """Put a case on legal hold ("on") or release it ("off"): a button each, no toggle to race."""
+
+    hold = RadioField(
+        choices=[SelectChoice("on", "On legal hold"), SelectChoice("off", "Not on legal hold")],
+        validators=[InputRequired()],
     )

@@ -19,9 +19,19 @@ from flask import request
 from flask_limiter import Limiter
 
 from whistle import crypto
+from whistle.config import Settings
 from whistle.web.runtime import runtime
 
 limiter = Limiter(key_func=lambda: "everyone", headers_enabled=False, strategy="moving-window")
+_REDIS_SCHEMES = ("redis", "valkey")  # redis, rediss, redis+unix, redis+sentinel, valkey...
+
+
+def storage_options(settings: Settings) -> dict[str, str]:
+    """In Redis, an instance's counters live under its own prefix (several instances may share one
+    server); every process of one instance, on every host, must use the same storage and prefix."""
+    if settings.rate_limit_storage.startswith(_REDIS_SCHEMES):
+        return {"key_prefix": settings.rate_limit_prefix}
+    return {}
 
 
 def _hashed(label: bytes, value: str) -> str:

@@ -18,7 +18,7 @@ from whistle.services.attachments import Upload
 from whistle.services.errors import NobodyToRead, ReceiptNotFound, UnknownOfficer, UploadRejected
 from whistle.web import limits
 from whistle.web.forms import ReceiptForm, ReporterReplyForm, ReportForm
-from whistle.web.runtime import db, runtime
+from whistle.web.runtime import db, organisation, policy, runtime
 from whistle.web.sessions import SealedSession
 
 bp = Blueprint("reporter", __name__)
@@ -47,12 +47,12 @@ def index() -> str:
     return render_template(
         "reporter/index.html",
         officers=officers.active_officers(db()),
-        settings=runtime().settings,
+        organisation=organisation(),
     )
 
 
 def _render_report_form(form: ReportForm, **extra: Any) -> str:
-    return render_template("reporter/new_report.html", form=form, policy=runtime().policy, **extra)
+    return render_template("reporter/new_report.html", form=form, policy=policy(), **extra)
 
 
 @bp.route("/report", methods=["GET", "POST"])
@@ -80,7 +80,7 @@ def new_report() -> str | tuple[str, int]:
     )
     try:
         submitted = reports.submit_report(
-            db(), rt.store, rt.keyring, rt.policy, answers, files, rt.clock.today()
+            db(), rt.store, rt.keyring, policy(), answers, files, rt.clock.today()
         )
     except (NobodyToRead, UnknownOfficer):
         form.excluded_officers.errors.append(
@@ -122,8 +122,8 @@ def _reporter_access() -> tuple[str, bytes]:
 
 def _render_case(form: ReporterReplyForm, **extra: Any) -> str:
     report_id, dek = _reporter_access()
-    case = reports.reporter_case(db(), report_id, dek, runtime().policy)
-    return render_template("reporter/show_case.html", case=case, form=form, policy=runtime().policy, **extra)
+    case = reports.reporter_case(db(), report_id, dek, policy())
+    return render_template("reporter/show_case.html", case=case, form=form, policy=policy(), **extra)
 
 
 @bp.get("/follow-up/case")
@@ -144,7 +144,7 @@ def add_message() -> str | Response | tuple[str, int]:
     rt = runtime()
     try:
         reports.add_reporter_message(
-            db(), rt.store, rt.policy, report_id, dek, form.body.data or "", files, rt.clock.today()
+            db(), rt.store, policy(), report_id, dek, form.body.data or "", files, rt.clock.today()
         )
     except UploadRejected as error:
         form.attachments.errors.append(str(error))

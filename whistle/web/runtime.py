@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.routing import BaseConverter
 
 from whistle.config import Settings
+from whistle.services import settings as settings_service
 from whistle.services.context import Clock, Keyring, Policy
 from whistle.storage import SealedStore
 
@@ -64,6 +65,13 @@ class PublicIdConverter(BaseConverter):
     regex = "[0-9a-f]{32}"
 
 
+def local_time(moment: dt.datetime) -> dt.datetime:
+    """An officer-side time in the organisation's time zone (stored times are UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(runtime().clock.timezone)
+
+
 def runtime() -> Runtime:
     value: Runtime = current_app.extensions["whistle"]
     return value
@@ -75,6 +83,23 @@ def db() -> Session:
         g.db = runtime().session_factory()
     session: Session = g.db
     return session
+
+
+def policy() -> Policy:
+    """The organisation's policy, with the periods administrators set in the app."""
+    if "policy" not in g:
+        g.policy = settings_service.policy(db(), runtime().policy)
+    value: Policy = g.policy
+    return value
+
+
+def organisation() -> dict[str, Any]:
+    """The settings administrators change in the app, read once per request."""
+    if "organisation" not in g:
+        rt = runtime()
+        g.organisation = settings_service.load(db(), {"organisation_name": rt.settings.organisation_name})
+    value: dict[str, Any] = g.organisation
+    return value
 
 
 def finish_request(response: Any) -> Any:

@@ -7,6 +7,8 @@ from urllib.parse import quote
 
 from flask import Flask, Response, request
 
+from whistle.web.runtime import runtime
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
     "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -43,7 +45,23 @@ def add_security_headers(response: Response) -> Response:
     headers["Pragma"] = "no-cache"
     if request.is_secure:
         headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+    onion = onion_location()
+    if onion:
+        headers["Onion-Location"] = onion
     return response
+
+
+def onion_location() -> str | None:
+    """This page's address on the onion service (the ``onion_location`` setting), for Tor
+    Browser to offer; None when there is none, or when the request came through it."""
+    onion = runtime().settings.onion_location.rstrip("/")
+    # The Host header as given (request.host would refuse an untrusted one again here).
+    host = request.environ.get("HTTP_HOST", "").partition(":")[0].lower()
+    if not onion or host.endswith(".onion"):
+        return None
+    path = quote(request.script_root + request.path, safe="/:@!$&'()*+,;=-._~")
+    query = request.query_string.decode("latin-1")
+    return f"{onion}{path}?{quote(query, safe='=&+%/:@!$,;-._~')}" if query else f"{onion}{path}"
 
 
 def install(app: Flask) -> None:

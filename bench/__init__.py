@@ -1,0 +1,1 @@
+"""Whistle benchmarks: ``python bench/run.py`` (``make bench``); see bench/RESULTS.md."""

@@ -1,0 +1,224 @@
+"""The officer's case list with 1,000, 10,000 and 100,000 cases, on SQLite and on PostgreSQL.
+
+The cases are made by ``whistle seed`` (run as the command an operator would
+run). Each page is fetched through the Flask test client, logged in as an
+officer, so a figure is the whole request: the session, the list, the view
+counts and the template. The services are also timed alone (``list_cases``
+and ``view_counts``), to show where the time of a request goes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from bench.common import (
+    OUT,
+    PASSWORD,
+    ROOT,
+    Instance,
+    add_officers,
+    csrf_token,
+    fmt,
+    log,
+    make_instance,
+    median,
+    percentile,
+    scratch_postgresql,
+    table,
+    write_section,
+)
+from whistle import create_app
+from whistle.config import Settings
+from whistle.models import Officer
+from whistle.services import cases
+from whistle.web.runtime import Runtime
+
+GOAL_MEDIAN_MS = 50.0
+GOAL_GROWTH = 1.5
+PAGES = ("first", "middle", "last")
+
+
+@dataclass
+class Cell:
+    """One view's page at one size: request times in milliseconds."""
+
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return median(self.times)
+
+    @property
+    def p95(self) -> float:
+        return percentile(self.times, 0.95)
+
+
+@dataclass
+class Size:
+    cases: int
+    seed_seconds: float
+    cells: dict[tuple[cases.View, str], Cell] = field(default_factory=dict)
+    #: Service calls alone, in milliseconds: list_cases on the last page of "all", and view_counts.
+    list_service: list[float] = field(default_factory=list)
+    counts_service: list[float] = field(default_factory=list)
+
+
+def seed(instance: Instance, count: int) -> float:
+    """Run ``whistle seed --cases count`` on the instance; return how long it took."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("WHISTLE_")}
+    env["WHISTLE_INSTANCE"] = str(instance.path)
+    started = time.perf_counter()
+    subprocess.run(  # noqa: S603 - our own command, with arguments we made
+        [str(Path(sys.executable).parent / "whistle"), "seed", "--cases", str(count)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def _login(client: FlaskClient, email: str) -> None:
+    token = csrf_token(client.get("/officer/login").get_data(as_text=True))
+    response = client.post("/officer/login", data={"csrf_token": token, "email": email, "password": PASSWORD})
+    if response.status_code != 303:
+        raise RuntimeError(f"officer login failed with {response.status_code}")
+
+
+def measure(instance: Instance, email: str, size: Size, rounds: int) -> None:
+    app = create_app(Settings.load(instance.path))
+    rt: Runtime = app.extensions["whistle"]
+    try:
+        client = app.test_client()
+        _login(client, email)
+        today = rt.clock.today()
+        with rt.session_factory() as db:
+            officer = db.query(Officer).filter_by(email=email).one()
+            counts = cases.view_counts(db, officer, today)
+        page_size = rt.settings.page_size
+        for view in cases.View:
+            pages = max(1, -(-counts[view] // page_size))
+            for label, number in zip(PAGES, (1, (pages + 1) // 2, pages), strict=True):
+                cell = size.cells.setdefault((view, label), Cell())
+                url = f"/officer/?view={view.value}&page={number}"
+                for turn in range(rounds + 2):
+                    started = time.perf_counter()
+                    response = client.get(url)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{url} answered {response.status_code}")
+                    if turn >= 2:  # the first two warm the caches
+                        cell.times.append(elapsed)
+        with rt.session_factory() as db:
+            officer = db.get(Officer, officer.id)
+            assert officer is not None
+            last = max(1, -(-counts[cases.View.ALL] // page_size))
+            for turn in range(rounds + 1):
+                started = time.perf_counter()
+                cases.list_cases(db, officer, today, page=last, size=page_size)
+                listed = (time.perf_counter() - started) * 1000
+                started = time.perf_counter()
+                cases.view_counts(db, officer, today)
+                counted = (time.perf_counter() - started) * 1000
+                if turn:
+                    size.list_service.append(listed)
+                    size.counts_service.append(counted)
+    finally:
+        rt.engine.dispose()
+
+
+def run_database(kind: str, url: str | None, targets: list[int], rounds: int) -> list[Size]:
+    log(f"-- {kind} --")
+    workdir = OUT / f"list-{kind}"
+    instance = make_instance(workdir / "instance", url)
+    email = add_officers(instance, ["Olive Officer", "Bob Officer", "Carol Officer"])[0]
+    sizes = []
+    seeded = 0
+    for target in targets:
+        log(f"  seeding {target - seeded:,} cases (to {target:,})")
+        seconds = seed(instance, target - seeded)
+        log(f"  seeded in {seconds:.0f} s ({(target - seeded) / seconds:,.0f} cases/s)")
+        seeded = target
+        size = Size(target, seconds)
+        measure(instance, email, size, rounds)
+        sizes.append(size)
+        worst = max(size.cells.values(), key=lambda cell: cell.median)
+        log(
+            f"  {target:>7,} cases: slowest median {fmt(worst.median)} ms; "
+            f"services alone: list {fmt(median(size.list_service))} ms, "
+            f"counts {fmt(median(size.counts_service))} ms"
+        )
+    return sizes
+
+
+def run(quick: bool = False, results: Path | None = None) -> dict[str, list[Size]]:
+    log("== Officer list: every saved view, first, middle and last page ==")
+    targets = [60, 240] if quick else [1_000, 10_000, 100_000]
+    rounds = 3 if quick else 15
+    measured: dict[str, list[Size]] = {}
+    try:
+        measured["SQLite"] = run_database("sqlite", None, targets, rounds)
+        if not quick:
+            with scratch_postgresql() as url:
+                if url is not None:
+                    measured["PostgreSQL"] = run_database("postgresql", url, targets, rounds)
+    finally:
+        import shutil
+
+        for kind in ("sqlite", "postgresql"):
+            shutil.rmtree(OUT / f"list-{kind}", ignore_errors=True)
+    _write(measured, rounds, results)
+    return measured
+
+
+def _write(measured: dict[str, list[Size]], rounds: int, results: Path | None) -> None:
+    rows = []
+    verdicts = []
+    for kind, sizes in measured.items():
+        for view in cases.View:
+            for label in PAGES:
+                cells = [size.cells[(view, label)] for size in sizes]
+                rows.append(
+                    [
+                        kind,
+                        cases.VIEW_LABELS[view],
+                        label,
+                        *[f"{fmt(cell.median)} / {fmt(cell.p95)}" for cell in cells],
+                        f"{cells[-1].median / cells[0].median:.1f}×",
+                    ]
+                )
+        first, largest = sizes[0], sizes[-1]
+        worst = max(cell.median for cell in largest.cells.values())
+        growth = max(largest.cells[key].median / first.cells[key].median for key in largest.cells)
+        verdicts.append(
+            f"- {kind}: slowest median at {largest.cases:,} cases {fmt(worst)} ms "
+            f"(goal under {GOAL_MEDIAN_MS:.0f} ms: **{'met' if worst < GOAL_MEDIAN_MS else 'not met'}**); "
+            f"largest growth from {first.cases:,} to {largest.cases:,} cases {growth:.1f}× "
+            f"(goal within {GOAL_GROWTH}×: **{'met' if growth <= GOAL_GROWTH else 'not met'}**). "
+            f"Seeding took {', '.join(f'{s.seed_seconds:.0f} s' for s in sizes)}."
+        )
+        verdicts.append(
+            "  Services alone at each size (median ms), `list_cases` last page of all / `view_counts`: "
+            + "; ".join(
+                f"{size.cases:,}: {fmt(median(size.list_service))} / {fmt(median(size.counts_service))}"
+                for size in sizes
+            )
+        )
+    sizes_header = [f"{size.cases:,} cases: median / p95 ms" for size in next(iter(measured.values()))]
+    body = table(["database", "view", "page", *sizes_header, "growth of median"], rows)
+    notes = [
+        "",
+        f"Each figure: {rounds} requests of `GET /officer/?view=...&page=...` through the Flask test client, "
+        "logged in as an officer who holds a key for (nearly) every case, after two warm-up requests; the "
+        "request includes the session, the list, the six view counts and the template. Cases from "
+        "`whistle seed` (received over three years, three officers).",
+        "",
+        *verdicts,
+    ]
+    write_section("list", "Officer list", body + "\n" + "\n".join(notes), **({"results": results} if results else {}))

@@ -1,0 +1,442 @@
+"""What every benchmark needs: scratch instances, a gunicorn subprocess, an HTTP client, statistics, RESULTS.md.
+
+Everything large goes under bench/out/ (git-ignored) and is removed by the
+benchmark that made it. PostgreSQL benchmarks use a scratch database of their
+own (``whistle_bench``), made with an AUTOCOMMIT connection and dropped at the end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import http.client
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from whistle.config import create_instance
+from whistle.crypto import KdfParams
+from whistle.db import make_engine, make_session_factory, upgrade
+from whistle.services import officers
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench" / "out"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+CORES = os.cpu_count() or 1
+MB = 1024 * 1024
+PASSWORD = "correct horse battery staple"
+CHEAP_KDF = KdfParams(time_cost=1, memory_cost=8, parallelism=1)
+POSTGRES_ENV = "WHISTLE_BENCH_POSTGRES"
+DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+_CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# --- statistics ----------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (the 95th of 20 values is the 19th smallest)."""
+    ordered = sorted(values)
+    rank = max(1, -(-int(fraction * 1000) * len(ordered) // 1000))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+# --- instances -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Instance:
+    path: Path
+    database_url: str
+
+
+def make_instance(path: Path, database_url: str | None = None, kdf: KdfParams = CHEAP_KDF) -> Instance:
+    """A new instance folder with its schema; ``kdf`` is the Argon2id cost it runs with."""
+    if path.exists():
+        shutil.rmtree(path)
+    url = database_url or f"sqlite:///{path / 'whistle.db'}"
+    create_instance(
+        path,
+        f"kdf_time_cost = {kdf.time_cost}\nkdf_memory_cost = {kdf.memory_cost}\n"
+        f'kdf_parallelism = {kdf.parallelism}\ndatabase_url = "{url}"\norganisation_name = "Benchmark Council"\n',
+    )
+    upgrade(url)
+    return Instance(path, url)
+
+
+def add_officers(instance: Instance, names: Iterable[str], kdf: KdfParams = CHEAP_KDF) -> list[str]:
+    """Officers with the benchmark password; returns their email addresses (first one first)."""
+    engine = make_engine(instance.database_url)
+    emails = []
+    try:
+        with make_session_factory(engine)() as db, db.begin():
+            for name in names:
+                email = f"{name.split()[0].lower()}@example.org"
+                officers.create_officer(
+                    db, kdf, email, name, PASSWORD, dt.datetime.now(dt.UTC), is_admin=True
+                )
+                emails.append(email)
+    finally:
+        engine.dispose()
+    return emails
+
+
+@contextmanager
+def scratch_postgresql(name: str = "whistle_bench") -> Iterator[str | None]:
+    """A fresh database on the benchmark PostgreSQL server, dropped afterwards; None if unreachable."""
+    admin_url = os.environ.get(POSTGRES_ENV, DEFAULT_POSTGRES)
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # the server is optional: say so and go on without it
+        log(
+            f"  PostgreSQL at {make_url(admin_url).render_as_string()} is not usable ({type(error).__name__})"
+        )
+        admin.dispose()
+        yield None
+        return
+    try:
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# --- the real server -------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@dataclass
+class Server:
+    """gunicorn with the project's gunicorn.conf.py, in a process group of its own."""
+
+    instance: Instance
+    workdir: Path
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    worker_pids: list[int] = field(default_factory=list)
+
+    def start(self, timeout: float = 60.0) -> Server:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "tmp").mkdir(mode=0o700, exist_ok=True)
+        self.port = free_port()
+        env = {key: value for key, value in os.environ.items() if not key.startswith("WHISTLE_")}
+        env.update(WHISTLE_INSTANCE=str(self.instance.path), TMPDIR=str(self.workdir / "tmp"), **self.env)
+        command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
+        command += ["--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers)]
+        import gunicorn
+
+        if gunicorn.version_info >= (25, 1):
+            command.append("--no-control-socket")
+        with (self.workdir / "access.log").open("ab") as out, (self.workdir / "error.log").open("ab") as err:
+            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                [*command, "wsgi:app"],
+                cwd=ROOT,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited at start-up:\n{self.log_tail()}")
+            self.worker_pids = _children(self.process.pid)
+            if len(self.worker_pids) == self.workers and self._answers():
+                return self
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"gunicorn did not answer within {timeout} s:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def _answers(self) -> bool:
+        try:
+            return Client(self.port, timeout=2).get("/").status == 200
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        except ProcessLookupError:
+            pass
+        self.process = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        path = self.workdir / "error.log"
+        text_ = path.read_text(errors="replace") if path.exists() else ""
+        return "\n".join(text_.splitlines()[-lines:])
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
+# --- memory of a process -----------------------------------------------------------------
+
+
+def _status_kib(pid: int, name: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    raise LookupError(name)
+
+
+def rss_mib(pid: int) -> float:
+    return _status_kib(pid, "VmRSS") / 1024
+
+
+def reset_peak(pid: int) -> bool:
+    """Reset a process's peak resident size (VmHWM); False where the kernel does not allow it."""
+    try:
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_mib(pid: int) -> float:
+    return _status_kib(pid, "VmHWM") / 1024
+
+
+# --- an HTTP client -------------------------------------------------------------------------
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: http.client.HTTPMessage
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
+
+
+class Client:
+    """One visitor with its own cookies: a fresh connection a request, redirects not followed."""
+
+    def __init__(self, port: int, timeout: float = 60.0) -> None:
+        self.port = port
+        self.timeout = timeout
+        self.cookies: dict[str, str] = {}
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Connection": "close", **(extra or {})}
+        if self.cookies:
+            headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
+        return headers
+
+    def _remember(self, headers: http.client.HTTPMessage) -> None:
+        for header in headers.get_all("Set-Cookie") or []:
+            jar: SimpleCookie = SimpleCookie()
+            jar.load(header)
+            for name, morsel in jar.items():
+                if morsel["max-age"] == "0" or not morsel.value:
+                    self.cookies.pop(name, None)
+                else:
+                    self.cookies[name] = morsel.value
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | Iterable[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            connection.request(method, path, body=body, headers=self.headers(headers))
+            response = connection.getresponse()
+            reply = Reply(response.status, response.headers, response.read())
+        finally:
+            connection.close()
+        self._remember(reply.headers)
+        return reply
+
+    def get(self, path: str) -> Reply:
+        return self.request("GET", path)
+
+    def post_form(self, path: str, fields: list[tuple[str, str]]) -> Reply:
+        content_type, body = multipart(fields)
+        return self.request("POST", path, body, {"Content-Type": content_type})
+
+    def submit_form(self, page: str, fields: list[tuple[str, str]]) -> Reply:
+        """GET a form, then POST it with its CSRF token, as a browser would."""
+        return self.post_form(page, [("csrf_token", csrf_token(self.get(page).text)), *fields])
+
+    def login(self, email: str, password: str = PASSWORD) -> None:
+        reply = self.submit_form("/officer/login", [("email", email), ("password", password)])
+        if reply.status != 303:
+            raise RuntimeError(f"officer login failed with {reply.status}")
+
+
+def csrf_token(html: str) -> str:
+    match = _CSRF.search(html)
+    if not match:
+        raise RuntimeError("the page has no CSRF token")
+    return match.group(1) or match.group(2)
+
+
+REPORT_FIELDS = [
+    ("category", "caseloads"),
+    ("what_happened", "Caseloads are far beyond safe limits; visits are being missed."),
+    ("when_where", "Since the spring, in the east locality team"),
+    ("immediate_risk", "no"),
+    ("raised_before", "no"),
+]
+
+
+def multipart(fields: list[tuple[str, str]], boundary: str | None = None) -> tuple[str, bytes]:
+    boundary = boundary or "----bench" + secrets.token_hex(12)
+    body = b"".join(_field(boundary, name, value) for name, value in fields) + f"--{boundary}--\r\n".encode()
+    return f"multipart/form-data; boundary={boundary}", body
+
+
+def _field(boundary: str, name: str, value: str) -> bytes:
+    return f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+
+
+def multipart_with_file(
+    fields: list[tuple[str, str]],
+    field_name: str,
+    filename: str,
+    content_type: str,
+    data: Iterable[bytes],
+    size: int,
+) -> tuple[str, int, Iterator[bytes]]:
+    """A multipart body whose one file is streamed from ``data``: content type, length, pieces."""
+    boundary = "----bench" + secrets.token_hex(12)
+    head = (
+        b"".join(_field(boundary, name, value) for name, value in fields)
+        + (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
+        ).encode()
+    )
+    tail = f"\r\n--{boundary}--\r\n".encode()
+
+    def pieces() -> Iterator[bytes]:
+        yield head
+        yield from data
+        yield tail
+
+    return f"multipart/form-data; boundary={boundary}", len(head) + size + len(tail), pieces()
+
+
+def pattern(size: int, piece: int = MB) -> Iterator[bytes]:
+    """``size`` bytes that do not compress (one random block, repeated), in pieces of ``piece`` bytes."""
+    block = secrets.token_bytes(piece)
+    sent = 0
+    while sent < size:
+        yield block if size - sent >= piece else block[: size - sent]
+        sent += min(piece, size - sent)
+
+
+class PatternReader:
+    """A read(n) file over :func:`pattern`'s bytes: the source of the machine-limit measurements."""
+
+    def __init__(self, size: int) -> None:
+        self.block = secrets.token_bytes(MB)
+        self.remaining = size
+        self.offset = 0
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.remaining if n < 0 else min(n, self.remaining)
+        out = bytearray()
+        while len(out) < n:
+            take = min(n - len(out), MB - self.offset)
+            out += self.block[self.offset : self.offset + take]
+            self.offset = (self.offset + take) % MB
+        self.remaining -= n
+        return bytes(out)
+
+
+# --- RESULTS.md --------------------------------------------------------------------------------
+
+
+def machine_line() -> str:
+    return (
+        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {CORES} cores "
+        f"({platform.machine()}, Python {platform.python_version()}, {platform.system()} {platform.release()})."
+    )
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_section(name: str, title: str, body: str, results: Path = RESULTS) -> None:
+    """Replace (or add) one benchmark's section of RESULTS.md, leaving the others as they are."""
+    start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    section = f"{start}\n## {title}\n\n{machine_line()}\n\n{body.strip()}\n{end}"
+    current = results.read_text() if results.exists() else "# Benchmark results\n\nWritten by `make bench`.\n"
+    if start in current and end in current:
+        before, rest = current.split(start, 1)
+        updated = before + section + rest.split(end, 1)[1]
+    else:
+        updated = current.rstrip("\n") + "\n\n" + section + "\n"
+    results.write_text(updated)
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    return f"{value:,.{digits}f}"

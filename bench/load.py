@@ -1,0 +1,199 @@
+"""Responsiveness under load: the landing page alone, then while the receipt form is hammered.
+
+gunicorn (gunicorn.conf.py) with two workers serves an instance at the real
+Argon2id cost. One client fetches the landing page over and over and records
+each latency. In the second phase, 20 clients keep entering wrong receipts
+and 5 keep submitting reports, as fast as they are answered (no pause, no
+backing off: an attacker does not back off). Every answer is checked: a
+wrong receipt must get 422 (not found), a report 200, the landing page 200;
+429 (rate limit) and 503 (too many derivations at once) are the deliberate
+refusals; anything else, or an error or timeout, is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.common import (
+    OUT,
+    REPORT_FIELDS,
+    Client,
+    Server,
+    add_officers,
+    csrf_token,
+    fmt,
+    log,
+    make_instance,
+    median,
+    percentile,
+    table,
+    write_section,
+)
+from whistle import crypto
+from whistle.crypto import KdfParams
+
+GOAL_P95_GROWTH = 3.0
+DELIBERATE = {429, 503}
+RECEIPT_CLIENTS = 20
+SUBMIT_CLIENTS = 5
+
+
+@dataclass
+class Phase:
+    name: str
+    landing_ms: list[float] = field(default_factory=list)
+    statuses: dict[str, Counter[int | str]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def count(self, kind: str, status: int | str) -> None:
+        self.statuses.setdefault(kind, Counter())[status] += 1
+
+    def failures(self) -> int:
+        expected = {"landing": {200}, "receipt": {422} | DELIBERATE, "report": {200} | DELIBERATE}
+        return sum(
+            n for kind, counter in self.statuses.items() for status, n in counter.items() if status not in expected[kind]
+        )
+
+
+def _landing(port: int, phase: Phase, stop: threading.Event) -> None:
+    client = Client(port, timeout=30)
+    while not stop.is_set():
+        started = time.perf_counter()
+        try:
+            status: int | str = client.get("/").status
+        except OSError as error:
+            status = type(error).__name__
+        if status == 200:
+            phase.landing_ms.append((time.perf_counter() - started) * 1000)
+        phase.count("landing", status)
+        stop.wait(0.05)
+
+
+def _wrong_receipts(port: int, phase: Phase, stop: threading.Event) -> None:
+    client = Client(port, timeout=30)
+    token = csrf_token(client.get("/follow-up").text)
+    while not stop.is_set():
+        try:
+            status: int | str = client.post_form(
+                "/follow-up", [("csrf_token", token), ("receipt", crypto.new_receipt())]
+            ).status
+        except OSError as error:
+            status = type(error).__name__
+        phase.count("receipt", status)
+
+
+def _submissions(port: int, phase: Phase, stop: threading.Event) -> None:
+    client = Client(port, timeout=30)
+    token = csrf_token(client.get("/report").text)
+    while not stop.is_set():
+        fields = [("csrf_token", token), *REPORT_FIELDS]
+        try:
+            status: int | str = client.post_form("/report", fields).status
+        except OSError as error:
+            status = type(error).__name__
+        phase.count("report", status)
+
+
+def run_phase(port: int, name: str, seconds: float, loaded: bool) -> Phase:
+    phase = Phase(name)
+    stop = threading.Event()
+    threads = [threading.Thread(target=_landing, args=(port, phase, stop))]
+    if loaded:
+        threads += [threading.Thread(target=_wrong_receipts, args=(port, phase, stop)) for _ in range(RECEIPT_CLIENTS)]
+        threads += [threading.Thread(target=_submissions, args=(port, phase, stop)) for _ in range(SUBMIT_CLIENTS)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    phase.seconds = time.perf_counter() - started
+    return phase
+
+
+def run(quick: bool = False, results: Path | None = None) -> list[Phase]:
+    log("== Responsiveness: the landing page alone, and under wrong receipts and submissions ==")
+    kdf = KdfParams(time_cost=1, memory_cost=8 * 1024, parallelism=1) if quick else KdfParams()
+    seconds = 3.0 if quick else 20.0
+    workdir = OUT / "load"
+    instance = make_instance(workdir / "instance", kdf=kdf)
+    add_officers(instance, ["Olive Officer", "Bob Officer", "Carol Officer"])
+    server = Server(instance, workdir / "server", workers=2, env={"WHISTLE_THREADS": os.environ.get("T", "4")})
+    try:
+        with server:
+            Client(server.port).get("/")
+            phases = [
+                run_phase(server.port, "idle", seconds, loaded=False),
+                run_phase(server.port, "under load", seconds, loaded=True),
+            ]
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    for phase in phases:
+        log(
+            f"  {phase.name:>10}: landing median {fmt(median(phase.landing_ms))} ms, "
+            f"p95 {fmt(percentile(phase.landing_ms, 0.95))} ms ({len(phase.landing_ms)} requests); "
+            + "; ".join(f"{kind} {dict(counter)}" for kind, counter in phase.statuses.items())
+            + f"; failures {phase.failures()}"
+        )
+    _write(phases, kdf, seconds, results)
+    return phases
+
+
+def _write(phases: list[Phase], kdf: KdfParams, seconds: float, results: Path | None) -> None:
+    idle, loaded = phases
+    growth = percentile(loaded.landing_ms, 0.95) / percentile(idle.landing_ms, 0.95)
+    failures = sum(phase.failures() for phase in phases)
+    rows = []
+    for phase in phases:
+        rows.append(
+            [
+                phase.name,
+                fmt(median(phase.landing_ms)),
+                fmt(percentile(phase.landing_ms, 0.95)),
+                str(len(phase.landing_ms)),
+                _statuses(phase, "receipt", seconds),
+                _statuses(phase, "report", seconds),
+                str(phase.failures()),
+            ]
+        )
+    body = table(
+        [
+            "phase",
+            "landing median ms",
+            "landing p95 ms",
+            "landing requests",
+            "wrong receipts: answers (per s)",
+            "submissions: answers (per s)",
+            "failed",
+        ],
+        rows,
+    )
+    notes = [
+        "",
+        f"gunicorn.conf.py with 2 workers (its default threads), Argon2id {kdf.encode()}, {seconds:.0f} s per phase. "
+        f"Under load: {RECEIPT_CLIENTS} clients entering wrong receipts and {SUBMIT_CLIENTS} submitting reports, "
+        "each as fast as it is answered; one client fetches the landing page every 50 ms in both phases. "
+        "The rate limits are the configured ones (in memory, per worker).",
+        "",
+        f"Goal: landing p95 under load within {GOAL_P95_GROWTH:.0f}× its idle value — {growth:.1f}× "
+        f"**{'met' if growth <= GOAL_P95_GROWTH else 'not met'}**; no failed request besides deliberate "
+        f"429/503 — {failures} failed, **{'met' if failures == 0 else 'not met'}**.",
+    ]
+    write_section("load", "Responsiveness under load", body + "\n" + "\n".join(notes), **({"results": results} if results else {}))
+
+
+def _statuses(phase: Phase, kind: str, seconds: float) -> str:
+    counter = phase.statuses.get(kind)
+    if not counter:
+        return "–"
+    total = sum(counter.values())
+    parts = ", ".join(f"{status}: {n:,}" for status, n in sorted(counter.items(), key=lambda item: str(item[0])))
+    return f"{parts} ({total / seconds:,.1f}/s)"

@@ -1,0 +1,649 @@
+"""Case handling: what officers do with a report, from triage to closing.
+
+Every operation here starts from the acting officer's key wrap: an officer who
+holds no key for a report (never given one, or excluded by the reporter) gets
+:class:`ReportNotFound`, the same answer as for a report that does not exist.
+Every decryption and change is written to the audit log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from sqlalchemy import ColumnElement, Select, and_, case, delete, func, not_, or_, select
+from sqlalchemy.orm import Session
+
+from whistle import audit, crypto
+from whistle.models import (
+    AuditEvent,
+    Author,
+    DetrimentRisk,
+    KeyPurpose,
+    KeyWrap,
+    Note,
+    Officer,
+    Outcome,
+    Priority,
+    Recipient,
+    Report,
+    ReportStatus,
+    StatusChange,
+)
+from whistle.services import attachments
+from whistle.services.attachments import AttachmentInfo
+from whistle.services.context import Moment, Policy
+from whistle.services.errors import (
+    LastReader,
+    NeedsOutcome,
+    OfficerExcluded,
+    ReportNotFound,
+    UnknownOfficer,
+)
+from whistle.services.reports import (
+    Answers,
+    Deadlines,
+    ThreadMessage,
+    add_message,
+    answers_context,
+    read_answers,
+    refresh_clocks,
+    summary_context,
+    thread,
+)
+from whistle.storage import SealedStore
+
+OUTCOME_LABELS = {
+    Outcome.SUBSTANTIATED: "Substantiated",
+    Outcome.PARTLY_SUBSTANTIATED: "Partly substantiated",
+    Outcome.NOT_SUBSTANTIATED: "Not substantiated",
+    Outcome.REFERRED: "Referred elsewhere",
+    Outcome.WITHDRAWN: "Withdrawn",
+}
+PRIORITY_LABELS = {
+    Priority.URGENT: "Urgent",
+    Priority.HIGH: "High",
+    Priority.NORMAL: "Normal",
+    Priority.LOW: "Low",
+}
+RISK_LABELS = {
+    DetrimentRisk.NOT_ASSESSED: "Not assessed yet",
+    DetrimentRisk.LOW: "Low",
+    DetrimentRisk.MEDIUM: "Medium",
+    DetrimentRisk.HIGH: "High",
+}
+DUE_SOON = dt.timedelta(days=7)
+
+
+class View(enum.StrEnum):
+    """The day-to-day views of the case list."""
+
+    ALL = "all"
+    NEW = "new"
+    MINE = "mine"
+    URGENT = "urgent"
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+
+
+VIEW_LABELS = {
+    View.ALL: "All open and closed",
+    View.NEW: "New",
+    View.MINE: "Assigned to me",
+    View.URGENT: "Urgent",
+    View.DUE_SOON: "Due within 7 days",
+    View.OVERDUE: "Overdue",
+}
+
+
+class Sort(enum.StrEnum):
+    RECEIVED = "received"
+    PRIORITY = "priority"
+    ACKNOWLEDGE_BY = "acknowledge_by"
+    FEEDBACK_BY = "feedback_by"
+    STATUS = "status"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The officer acting, with the private key their login unsealed."""
+
+    officer: Officer
+    private_key: bytes = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.officer.public_id
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    public_id: str
+    received_on: dt.date
+    status: ReportStatus
+    priority: Priority
+    assignee: str | None
+    unread_reporter_messages: bool
+    read: bool
+    acknowledge_by: dt.date | None
+    feedback_by: dt.date | None
+    overdue: bool
+    due_soon: bool
+
+
+@dataclass(frozen=True)
+class CasePage:
+    rows: list[CaseRow]
+    number: int
+    total: int
+    size: int
+    view: View
+    sort: Sort
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+
+@dataclass(frozen=True)
+class NoteView:
+    author: str | None
+    written_at: dt.datetime
+    body: str
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    status: ReportStatus
+    changed_on: dt.date
+    officer: str | None
+
+
+@dataclass(frozen=True)
+class OfficerCase:
+    public_id: str
+    received_on: dt.date
+    status: ReportStatus
+    status_changed_on: dt.date
+    priority: Priority
+    assignee_id: str | None
+    deadlines: Deadlines
+    answers: Answers
+    excluded_names: list[str]
+    messages: list[ThreadMessage]
+    attachments: list[AttachmentInfo]
+    notes: list[NoteView]
+    history: list[HistoryEntry]
+    officer_category: str | None
+    detriment_risk: DetrimentRisk
+    protective_actions: str
+    outcome: Outcome | None
+    closing_summary: str
+    summary_shared: bool
+    feedback_given_on: dt.date | None
+    readers: list[Officer]
+    can_be_granted: list[Officer]
+
+
+# --- clocks --------------------------------------------------------------------
+
+
+def _open_case() -> ColumnElement[bool]:
+    return Report.status != ReportStatus.CLOSED
+
+
+def _overdue(today: dt.date) -> ColumnElement[bool]:
+    return and_(
+        _open_case(),
+        or_(
+            and_(Report.acknowledged_on.is_(None), Report.acknowledge_by < today),
+            and_(Report.feedback_given_on.is_(None), Report.feedback_by < today),
+        ),
+    )
+
+
+def _due_soon(today: dt.date) -> ColumnElement[bool]:
+    horizon = today + DUE_SOON
+    return and_(
+        _open_case(),
+        not_(_overdue(today)),
+        or_(
+            and_(Report.acknowledged_on.is_(None), Report.acknowledge_by <= horizon),
+            and_(Report.feedback_given_on.is_(None), Report.feedback_by <= horizon),
+        ),
+    )
+
+
+def _is_overdue(report: Report, today: dt.date) -> bool:
+    if report.status is ReportStatus.CLOSED:
+        return False
+    late_ack = (
+        report.acknowledged_on is None and report.acknowledge_by is not None and report.acknowledge_by < today
+    )
+    late_feedback = (
+        report.feedback_given_on is None and report.feedback_by is not None and report.feedback_by < today
+    )
+    return late_ack or late_feedback
+
+
+def _is_due_soon(report: Report, today: dt.date) -> bool:
+    if report.status is ReportStatus.CLOSED or _is_overdue(report, today):
+        return False
+    horizon = today + DUE_SOON
+    ack = (
+        report.acknowledged_on is None
+        and report.acknowledge_by is not None
+        and report.acknowledge_by <= horizon
+    )
+    feedback = (
+        report.feedback_given_on is None and report.feedback_by is not None and report.feedback_by <= horizon
+    )
+    return ack or feedback
+
+
+# --- lists -----------------------------------------------------------------------
+
+
+def readable_by(officer: Officer) -> Select[Report]:
+    """Reports this officer holds a key for: the only ones they can ever see."""
+    return (
+        select(Report)
+        .join(KeyWrap, KeyWrap.report_id == Report.id)
+        .where(KeyWrap.officer_id == officer.id, KeyWrap.purpose == KeyPurpose.DATA)
+    )
+
+
+def _in_view(query: Select[Report], view: View, officer: Officer, today: dt.date) -> Select[Report]:
+    if view is View.NEW:
+        return query.where(Report.status == ReportStatus.NEW)
+    if view is View.MINE:
+        return query.where(Report.assignee_id == officer.id, _open_case())
+    if view is View.URGENT:
+        return query.where(Report.priority == Priority.URGENT, _open_case())
+    if view is View.DUE_SOON:
+        return query.where(_due_soon(today))
+    if view is View.OVERDUE:
+        return query.where(_overdue(today))
+    return query
+
+
+_PRIORITY_ORDER = case(
+    {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}, value=Report.priority
+)
+_SORTS = {
+    Sort.RECEIVED: (Report.received_on.desc(), Report.id.desc()),
+    Sort.PRIORITY: (_PRIORITY_ORDER, Report.received_on.desc(), Report.id.desc()),
+    # Deadlines still running come first; met ones (done, given, closed) after them.
+    Sort.ACKNOWLEDGE_BY: (Report.acknowledged_on.is_not(None), Report.acknowledge_by, Report.id),
+    Sort.FEEDBACK_BY: (
+        or_(Report.feedback_given_on.is_not(None), Report.status == ReportStatus.CLOSED),
+        Report.feedback_by,
+        Report.id,
+    ),
+    Sort.STATUS: (Report.status, Report.received_on.desc(), Report.id.desc()),
+}
+
+
+def list_cases(
+    db: Session,
+    officer: Officer,
+    today: dt.date,
+    *,
+    view: View = View.ALL,
+    sort: Sort = Sort.RECEIVED,
+    page: int = 1,
+    size: int = 50,
+) -> CasePage:
+    """One page of a view, filtered and sorted on clear workflow fields only."""
+    query = _in_view(readable_by(officer), view, officer, today)
+    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
+    page = min(max(1, page), max(1, -(-total // size)))
+    reports = db.scalars(query.order_by(*_SORTS[sort]).offset((page - 1) * size).limit(size))
+    rows = [
+        CaseRow(
+            public_id=report.public_id,
+            received_on=report.received_on,
+            status=report.status,
+            priority=report.priority,
+            assignee=report.assignee.display_name if report.assignee else None,
+            unread_reporter_messages=report.unread_reporter_messages,
+            read=report.first_read_on is not None,
+            acknowledge_by=report.acknowledge_by if report.acknowledged_on is None else None,
+            feedback_by=report.feedback_by if report.feedback_given_on is None else None,
+            overdue=_is_overdue(report, today),
+            due_soon=_is_due_soon(report, today),
+        )
+        for report in reports
+    ]
+    return CasePage(rows, page, total, size, view, sort)
+
+
+def view_counts(db: Session, officer: Officer, today: dt.date) -> dict[View, int]:
+    """How many cases each view holds, for this officer only."""
+    base = readable_by(officer)
+    return {
+        view: db.scalar(select(func.count()).select_from(_in_view(base, view, officer, today).subquery()))
+        or 0
+        for view in View
+    }
+
+
+# --- one case --------------------------------------------------------------------
+
+
+def _wrap(db: Session, officer: Officer, public_id: str, purpose: KeyPurpose) -> tuple[Report, KeyWrap]:
+    row = db.execute(
+        select(Report, KeyWrap)
+        .join(KeyWrap, KeyWrap.report_id == Report.id)
+        .where(Report.public_id == public_id, KeyWrap.officer_id == officer.id, KeyWrap.purpose == purpose)
+    ).one_or_none()
+    if row is None:
+        raise ReportNotFound(public_id)
+    return row[0], row[1]
+
+
+def _report(db: Session, actor: Actor, public_id: str) -> Report:
+    return _wrap(db, actor.officer, public_id, KeyPurpose.DATA)[0]
+
+
+def _key(db: Session, actor: Actor, public_id: str, purpose: KeyPurpose) -> tuple[Report, bytes]:
+    report, wrap = _wrap(db, actor.officer, public_id, purpose)
+    info = crypto.wrap_info(report.public_id, purpose.value)
+    return report, crypto.unwrap_key(actor.private_key, wrap.key_wrapped, info)
+
+
+def _note_context(public_id: str, note_id: str) -> bytes:
+    return crypto.context("report", public_id, "note", note_id)
+
+
+def _internal_context(public_id: str, name: str) -> bytes:
+    return crypto.context("report", public_id, "internal", name)
+
+
+def _readers(db: Session, report: Report) -> list[Officer]:
+    return list(
+        db.scalars(
+            select(Officer)
+            .join(KeyWrap, KeyWrap.officer_id == Officer.id)
+            .where(KeyWrap.report_id == report.id, KeyWrap.purpose == KeyPurpose.DATA)
+            .order_by(Officer.display_name)
+        )
+    )
+
+
+def open_case(db: Session, actor: Actor, public_id: str, policy: Policy, at: Moment) -> OfficerCase:
+    """Decrypt a case for an officer who holds its keys; mark it read; audit it."""
+    report, dek = _key(db, actor, public_id, KeyPurpose.DATA)
+    _report_again, internal = _key(db, actor, public_id, KeyPurpose.INTERNAL)
+    answers = read_answers(report, dek)
+    if report.first_read_on is None:
+        report.first_read_on = at.today
+    report.unread_reporter_messages = False
+    excluded = set(answers.excluded_officers)
+    officers = list(db.scalars(select(Officer).order_by(Officer.display_name)))
+    readers = _readers(db, report)
+    reader_ids = {officer.id for officer in readers}
+    audit.record(db, "report_opened", actor.name, at.now, report=public_id)
+    return OfficerCase(
+        public_id=report.public_id,
+        received_on=report.received_on,
+        status=report.status,
+        status_changed_on=report.status_changed_on,
+        priority=report.priority,
+        assignee_id=report.assignee.public_id if report.assignee else None,
+        deadlines=Deadlines(
+            report.acknowledge_by or report.received_on, report.feedback_by or report.received_on
+        ),
+        answers=answers,
+        excluded_names=sorted(o.display_name for o in officers if o.public_id in excluded),
+        messages=thread(report, dek, officer_names=True),
+        attachments=[attachments.describe(report, dek, a) for a in report.attachments],
+        notes=[
+            NoteView(
+                author=note.officer.display_name if note.officer else None,
+                written_at=note.written_at,
+                body=crypto.open_sealed(
+                    internal, note.body_sealed, _note_context(public_id, note.public_id)
+                ).decode(),
+            )
+            for note in report.notes
+        ],
+        history=[
+            HistoryEntry(change.status, change.changed_on, _officer_name(db, change.officer_id))
+            for change in report.history
+        ],
+        officer_category=report.officer_category,
+        detriment_risk=report.detriment_risk,
+        protective_actions=(
+            crypto.open_sealed(
+                internal, report.protective_actions_sealed, _internal_context(public_id, "protective-actions")
+            ).decode()
+            if report.protective_actions_sealed
+            else ""
+        ),
+        outcome=report.outcome,
+        closing_summary=(
+            crypto.open_sealed(dek, report.closing_summary_sealed, summary_context(public_id)).decode()
+            if report.closing_summary_sealed
+            else ""
+        ),
+        summary_shared=report.summary_shared,
+        feedback_given_on=report.feedback_given_on,
+        readers=readers,
+        can_be_granted=[
+            o for o in officers if o.is_active and o.id not in reader_ids and o.public_id not in excluded
+        ],
+    )
+
+
+def _officer_name(db: Session, officer_id: int | None) -> str | None:
+    if officer_id is None:
+        return None
+    officer = db.get(Officer, officer_id)
+    return officer.display_name if officer else None
+
+
+def reply(
+    db: Session, actor: Actor, public_id: str, body: str, at: Moment, *, is_feedback: bool = False
+) -> None:
+    """Answer the reporter; a reply marked as feedback stops the three-month clock."""
+    report, dek = _key(db, actor, public_id, KeyPurpose.DATA)
+    add_message(report, dek, Author.OFFICER, actor.officer, body, at.today)
+    if is_feedback and report.feedback_given_on is None:
+        report.feedback_given_on = at.today
+    audit.record(
+        db, "message_sent", actor.name, at.now, report=public_id, detail="feedback" if is_feedback else ""
+    )
+    db.flush()
+
+
+def _change_status(
+    report: Report, status: ReportStatus, officer: Officer, policy: Policy, today: dt.date
+) -> None:
+    report.status = status
+    report.status_changed_on = today
+    if status is not ReportStatus.NEW and report.acknowledged_on is None:
+        report.acknowledged_on = today
+    refresh_clocks(report, policy)
+    report.history.append(StatusChange(status=status, changed_on=today, officer_id=officer.id))
+
+
+def set_status(
+    db: Session, actor: Actor, public_id: str, status: ReportStatus, policy: Policy, at: Moment
+) -> None:
+    """Move a case along; closing needs an outcome (see :func:`close_case`)."""
+    report = _report(db, actor, public_id)
+    if status is ReportStatus.CLOSED:
+        raise NeedsOutcome()
+    if report.status == status:
+        return
+    if report.status is ReportStatus.CLOSED:
+        # Reopened: the old outcome and its summary no longer stand.
+        report.outcome = None
+        report.closed_on = None
+        report.closing_summary_sealed = None
+        report.summary_shared = False
+    _change_status(report, status, actor.officer, policy, at.today)
+    audit.record(db, "status_changed", actor.name, at.now, report=public_id, detail=status.value)
+    db.flush()
+
+
+def close_case(
+    db: Session,
+    actor: Actor,
+    public_id: str,
+    outcome: Outcome,
+    summary: str,
+    policy: Policy,
+    at: Moment,
+    *,
+    share_with_reporter: bool,
+) -> None:
+    """Close with an outcome and a summary; shared, the summary is the reporter's feedback."""
+    report, dek = _key(db, actor, public_id, KeyPurpose.DATA)
+    report.outcome = outcome
+    report.closed_on = at.today
+    report.closing_summary_sealed = crypto.seal(dek, summary.encode(), summary_context(public_id))
+    report.summary_shared = share_with_reporter
+    if share_with_reporter and report.feedback_given_on is None:
+        report.feedback_given_on = at.today
+    if report.status is not ReportStatus.CLOSED:
+        _change_status(report, ReportStatus.CLOSED, actor.officer, policy, at.today)
+    audit.record(db, "case_closed", actor.name, at.now, report=public_id, detail=outcome.value)
+    db.flush()
+
+
+def set_priority(db: Session, actor: Actor, public_id: str, priority: Priority, at: Moment) -> None:
+    report = _report(db, actor, public_id)
+    if report.priority != priority:
+        report.priority = priority
+        audit.record(db, "priority_changed", actor.name, at.now, report=public_id, detail=priority.value)
+        db.flush()
+
+
+def assign(db: Session, actor: Actor, public_id: str, assignee_id: str | None, at: Moment) -> None:
+    """Make an officer who can read the case its lead (or nobody)."""
+    report = _report(db, actor, public_id)
+    assignee = None
+    if assignee_id:
+        assignee = next((o for o in _readers(db, report) if o.public_id == assignee_id), None)
+        if assignee is None or not assignee.is_active:
+            raise UnknownOfficer("only an active officer who can read the case can lead it")
+    report.assignee = assignee
+    audit.record(db, "assigned", actor.name, at.now, report=public_id, subject=assignee_id)
+    db.flush()
+
+
+def set_triage(
+    db: Session,
+    actor: Actor,
+    public_id: str,
+    category: str,
+    risk: DetrimentRisk,
+    protective_actions: str,
+    at: Moment,
+) -> None:
+    """The officers' category and the risk-of-detriment assessment with its protective actions."""
+    report, internal = _key(db, actor, public_id, KeyPurpose.INTERNAL)
+    report.officer_category = category or None
+    report.detriment_risk = risk
+    report.protective_actions_sealed = (
+        crypto.seal(internal, protective_actions.encode(), _internal_context(public_id, "protective-actions"))
+        if protective_actions
+        else None
+    )
+    audit.record(db, "triage_updated", actor.name, at.now, report=public_id, detail=risk.value)
+    db.flush()
+
+
+def add_note(db: Session, actor: Actor, public_id: str, body: str, at: Moment) -> None:
+    """An internal note, sealed under the internal key: the reporter never gets it."""
+    report, internal = _key(db, actor, public_id, KeyPurpose.INTERNAL)
+    note_id = crypto.new_public_id()
+    report.notes.append(
+        Note(
+            public_id=note_id,
+            officer_id=actor.officer.id,
+            written_at=at.now,
+            body_sealed=crypto.seal(internal, body.encode(), _note_context(public_id, note_id)),
+        )
+    )
+    audit.record(db, "note_added", actor.name, at.now, report=public_id)
+    db.flush()
+
+
+def read_attachment(
+    db: Session, store: SealedStore, actor: Actor, public_id: str, attachment_id: str, at: Moment
+) -> tuple[AttachmentInfo, Iterator[bytes]]:
+    """An attachment's description and its decrypted bytes, as a stream; audited."""
+    report, dek = _key(db, actor, public_id, KeyPurpose.DATA)
+    attachment = attachments.find(report, attachment_id)
+    audit.record(db, "attachment_downloaded", actor.name, at.now, report=public_id, subject=attachment_id)
+    return attachments.describe(report, dek, attachment), attachments.read(store, report, dek, attachment)
+
+
+# --- access ----------------------------------------------------------------------
+
+
+def _excluded_ids(report: Report, dek: bytes) -> set[str]:
+    return set(
+        json.loads(crypto.open_sealed(dek, report.answers_sealed, answers_context(report.public_id))).get(
+            "excluded_officers", []
+        )
+    )
+
+
+def wrap_for(report: Report, officer: Officer, keys: dict[KeyPurpose, bytes]) -> None:
+    """Give an officer the case's keys (both purposes), wrapped for their public key."""
+    for purpose, key in keys.items():
+        report.wraps.append(
+            KeyWrap(
+                recipient=Recipient.OFFICER,
+                officer_id=officer.id,
+                purpose=purpose,
+                key_wrapped=crypto.wrap_key(
+                    officer.public_key, key, crypto.wrap_info(report.public_id, purpose.value)
+                ),
+            )
+        )
+
+
+def grant(db: Session, actor: Actor, public_id: str, officer_id: str, at: Moment) -> None:
+    """Give another officer access; never one the reporter excluded."""
+    report, dek = _key(db, actor, public_id, KeyPurpose.DATA)
+    _same, internal = _key(db, actor, public_id, KeyPurpose.INTERNAL)
+    target = db.scalar(select(Officer).where(Officer.public_id == officer_id, Officer.is_active))
+    if target is None:
+        raise UnknownOfficer(officer_id)
+    if officer_id in _excluded_ids(report, dek):
+        raise OfficerExcluded()
+    if target.id in {o.id for o in _readers(db, report)}:
+        return
+    wrap_for(report, target, {KeyPurpose.DATA: dek, KeyPurpose.INTERNAL: internal})
+    audit.record(db, "access_granted", actor.name, at.now, report=public_id, subject=officer_id)
+    db.flush()
+
+
+def revoke(db: Session, actor: Actor, public_id: str, officer_id: str, at: Moment) -> None:
+    """Remove an officer's keys for a case; the last reader cannot be removed."""
+    report = _report(db, actor, public_id)
+    readers = _readers(db, report)
+    target = next((o for o in readers if o.public_id == officer_id), None)
+    if target is None:
+        raise UnknownOfficer(officer_id)
+    if not any(o.is_active and o.id != target.id for o in readers):
+        raise LastReader()
+    db.execute(delete(KeyWrap).where(KeyWrap.report_id == report.id, KeyWrap.officer_id == target.id))
+    if report.assignee_id == target.id:
+        report.assignee = None
+    audit.record(db, "access_revoked", actor.name, at.now, report=public_id, subject=officer_id)
+    db.flush()
+
+
+def case_history(db: Session, actor: Actor, public_id: str) -> list[AuditEvent]:
+    """The audit entries of one case, for officers who can read it."""
+    _report(db, actor, public_id)
+    return list(db.scalars(select(AuditEvent).where(AuditEvent.report == public_id).order_by(AuditEvent.id)))
