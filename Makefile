@@ -33,6 +33,8 @@ audit: $(INSTALLED)
 test: lint
 	$(BIN)/python -m pytest --cov --cov-report=term
 
+bench: $(INSTALLED) ; $(BIN)/python bench/run.py $(BENCH)
+
 format: $(INSTALLED)
 	$(BIN)/ruff format whistle tests migrations tools
 	$(BIN)/ruff check --fix whistle tests migrations tools

@@ -339,16 +339,17 @@ def _write(transfers: list[Transfer], skipped: list[int], results: Path | None) 
     )
     notes = [
         "",
-        "Upload: `POST /report` with one 'video/mp4' file (multipart, streamed by the client), timed from the "
-        "first byte sent to the receipt page. Download: an officer's `GET` of that attachment, streamed and "
-        "discarded. Limit: `crypto.encrypt_stream` of as many bytes from a generator-backed reader into a file "
-        "in the store folder (fsynced), and `crypto.decrypt_stream` of that file, in the benchmark process, "
-        "just before each round. Best of 3 rounds (2 for 1 GB). CPU: the worker's CPU seconds for the "
-        "transfer against the benchmark's for the limit (less sensitive to a noisy machine than wall time). "
+        "Upload: `POST /report` with one 'video/mp4' file (multipart, streamed by the client), timed from "
+        "the first byte sent to the receipt page. Download: an officer's `GET` of that attachment, streamed "
+        "and discarded. Limit: `crypto.encrypt_stream` of as many bytes from a generator-backed reader into "
+        "a file in the store folder (fsynced), and `crypto.decrypt_stream` of that file, in the benchmark "
+        "process, just before each round. Best of 3 rounds (2 for 1 GB). CPU: the worker's CPU seconds for "
+        "the transfer against the benchmark's for the limit (steadier than wall time on a busy machine). "
         "Peak: the gunicorn worker's VmHWM, reset before each transfer. MB = 2^20 bytes.",
         "",
-        f"Goal: at least {GOAL_RATIO:.0%} of the limit — **{'met' if ratio_ok else 'not met'}**; peak memory "
-        f"flat in the file size (largest within {GROWTH_MIB} MiB of smallest) and under {GOAL_PEAK_MIB} MiB — "
+        f"Goal: at least {GOAL_RATIO:.0%} of the limit - **{'met' if ratio_ok else 'not met'}**; peak "
+        f"memory flat in the file size (largest within {GROWTH_MIB} MiB of smallest) and under "
+        f"{GOAL_PEAK_MIB} MiB - "
         f"**{'met' if memory_ok else 'not met'}**.",
     ]
     if skipped:

@@ -1,4 +1,4 @@
-"""What every benchmark needs: scratch instances, a gunicorn subprocess, an HTTP client, statistics, RESULTS.md.
+"""What every benchmark needs: scratch instances, gunicorn, an HTTP client, statistics, RESULTS.md.
 
 Everything large goes under bench/out/ (git-ignored) and is removed by the
 benchmark that made it. PostgreSQL benchmarks use a scratch database of their
@@ -38,7 +38,7 @@ OUT = ROOT / "bench" / "out"
 RESULTS = ROOT / "bench" / "RESULTS.md"
 CORES = os.cpu_count() or 1
 MB = 1024 * 1024
-PASSWORD = "correct horse battery staple"
+PASSWORD = "correct horse battery staple"  # noqa: S105 - the benchmark officers' password
 CHEAP_KDF = KdfParams(time_cost=1, memory_cost=8, parallelism=1)
 POSTGRES_ENV = "WHISTLE_BENCH_POSTGRES"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -82,7 +82,8 @@ def make_instance(path: Path, database_url: str | None = None, kdf: KdfParams = 
     create_instance(
         path,
         f"kdf_time_cost = {kdf.time_cost}\nkdf_memory_cost = {kdf.memory_cost}\n"
-        f'kdf_parallelism = {kdf.parallelism}\ndatabase_url = "{url}"\norganisation_name = "Benchmark Council"\n',
+        f"kdf_parallelism = {kdf.parallelism}\n"
+        f'database_url = "{url}"\norganisation_name = "Benchmark Council"\n',
     )
     upgrade(url)
     return Instance(path, url)
@@ -414,9 +415,18 @@ class PatternReader:
 
 def machine_line() -> str:
     return (
-        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {CORES} cores "
-        f"({platform.machine()}, Python {platform.python_version()}, {platform.system()} {platform.release()})."
+        f"Run {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {CORES} cores ({platform.machine()}, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}); "
+        f"load average at the end {_load_average()}."
     )
+
+
+def _load_average() -> str:
+    """The 1, 5 and 15 minute load averages: how busy the (shared) machine was."""
+    try:
+        return ", ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "unknown"
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -12,8 +12,6 @@ refusals; anything else, or an error or timeout, is a failure.
 
 from __future__ import annotations
 
-import os
-import secrets
 import shutil
 import threading
 import time
@@ -58,7 +56,10 @@ class Phase:
     def failures(self) -> int:
         expected = {"landing": {200}, "receipt": {422} | DELIBERATE, "report": {200} | DELIBERATE}
         return sum(
-            n for kind, counter in self.statuses.items() for status, n in counter.items() if status not in expected[kind]
+            n
+            for kind, counter in self.statuses.items()
+            for status, n in counter.items()
+            if status not in expected[kind]
         )
 
 
@@ -106,8 +107,12 @@ def run_phase(port: int, name: str, seconds: float, loaded: bool) -> Phase:
     stop = threading.Event()
     threads = [threading.Thread(target=_landing, args=(port, phase, stop))]
     if loaded:
-        threads += [threading.Thread(target=_wrong_receipts, args=(port, phase, stop)) for _ in range(RECEIPT_CLIENTS)]
-        threads += [threading.Thread(target=_submissions, args=(port, phase, stop)) for _ in range(SUBMIT_CLIENTS)]
+        threads += [
+            threading.Thread(target=_wrong_receipts, args=(port, phase, stop)) for _ in range(RECEIPT_CLIENTS)
+        ]
+        threads += [
+            threading.Thread(target=_submissions, args=(port, phase, stop)) for _ in range(SUBMIT_CLIENTS)
+        ]
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -122,11 +127,11 @@ def run_phase(port: int, name: str, seconds: float, loaded: bool) -> Phase:
 def run(quick: bool = False, results: Path | None = None) -> list[Phase]:
     log("== Responsiveness: the landing page alone, and under wrong receipts and submissions ==")
     kdf = KdfParams(time_cost=1, memory_cost=8 * 1024, parallelism=1) if quick else KdfParams()
-    seconds = 3.0 if quick else 20.0
+    seconds = 1.5 if quick else 20.0
     workdir = OUT / "load"
     instance = make_instance(workdir / "instance", kdf=kdf)
     add_officers(instance, ["Olive Officer", "Bob Officer", "Carol Officer"])
-    server = Server(instance, workdir / "server", workers=2, env={"WHISTLE_THREADS": os.environ.get("T", "4")})
+    server = Server(instance, workdir / "server", workers=2)
     try:
         with server:
             Client(server.port).get("/")
@@ -178,22 +183,30 @@ def _write(phases: list[Phase], kdf: KdfParams, seconds: float, results: Path | 
     )
     notes = [
         "",
-        f"gunicorn.conf.py with 2 workers (its default threads), Argon2id {kdf.encode()}, {seconds:.0f} s per phase. "
-        f"Under load: {RECEIPT_CLIENTS} clients entering wrong receipts and {SUBMIT_CLIENTS} submitting reports, "
+        f"gunicorn.conf.py with 2 workers (its default threads and derivation slots), Argon2id "
+        f"`{kdf.encode()}`, {seconds:.0f} s per phase. Under load: {RECEIPT_CLIENTS} clients entering wrong "
+        f"receipts and {SUBMIT_CLIENTS} submitting reports, "
         "each as fast as it is answered; one client fetches the landing page every 50 ms in both phases. "
         "The rate limits are the configured ones (in memory, per worker).",
         "",
-        f"Goal: landing p95 under load within {GOAL_P95_GROWTH:.0f}× its idle value — {growth:.1f}× "
+        f"Goal: landing p95 under load within {GOAL_P95_GROWTH:.0f}x its idle value — {growth:.1f}x "
         f"**{'met' if growth <= GOAL_P95_GROWTH else 'not met'}**; no failed request besides deliberate "
         f"429/503 — {failures} failed, **{'met' if failures == 0 else 'not met'}**.",
     ]
-    write_section("load", "Responsiveness under load", body + "\n" + "\n".join(notes), **({"results": results} if results else {}))
+    write_section(
+        "load",
+        "Responsiveness under load",
+        body + "\n" + "\n".join(notes),
+        **({"results": results} if results else {}),
+    )
 
 
 def _statuses(phase: Phase, kind: str, seconds: float) -> str:
     counter = phase.statuses.get(kind)
     if not counter:
-        return "–"
+        return "-"
     total = sum(counter.values())
-    parts = ", ".join(f"{status}: {n:,}" for status, n in sorted(counter.items(), key=lambda item: str(item[0])))
+    parts = ", ".join(
+        f"{status}: {n:,}" for status, n in sorted(counter.items(), key=lambda item: str(item[0]))
+    )
     return f"{parts} ({total / seconds:,.1f}/s)"

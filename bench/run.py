@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import OUT, log  # noqa: E402
+from bench.common import OUT, log
 
 #: Benchmark names and their modules, in the order they run.
 BENCHMARKS = {

@@ -131,11 +131,16 @@
     }
 
     sections.forEach(function (section, index) {
-      var nav = make("div", { "class": "form-actions step-nav" });
+      var actions = section.querySelector(".form-actions");
+      if (!actions) {
+        actions = make("div", { "class": "form-actions" });
+        section.appendChild(actions);
+      }
+      actions.classList.add("step-nav");
       if (index < sections.length - 1) {
         var next = make("button", { "type": "button", "class": "button" }, "Continue");
         next.addEventListener("click", function () { go(index + 1); });
-        nav.appendChild(next);
+        actions.appendChild(next);
       }
       if (index > 0) {
         var back = make("button", { "type": "button", "class": "button button--secondary" }, "Back");
@@ -147,14 +152,7 @@
             show(index - 1, true);
           }
         });
-        nav.appendChild(back);
-      }
-      var actions = section.querySelector(".form-actions");
-      if (actions) {
-        actions.classList.add("step-nav");
-        actions.appendChild(back || nav);
-      } else {
-        section.appendChild(nav);
+        actions.appendChild(back);
       }
     });
 

@@ -93,7 +93,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         # referrer check would refuse every form; the token and the SameSite=Strict
         # cookie are the defence against cross-site requests.
         WTF_CSRF_SSL_STRICT=False,
-        TRUSTED_HOSTS=[host.strip() for host in settings.trusted_hosts.split(",") if host.strip()] or None,
     )
     configure_derivations(settings.kdf_slots or os.cpu_count() or 2, settings.kdf_wait_seconds)
     engine = make_engine(settings.database_url)
@@ -117,7 +116,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.register_blueprint(oversight.bp)
     app.after_request(finish_request)
     app.teardown_request(close_request)
-    security.install(app)
+    security.install(app, settings.trusted_hosts)
     errors.install(app)
     app.jinja_env.filters["markdown"] = markdown.render
     app.jinja_env.filters["local_time"] = local_time

@@ -294,6 +294,16 @@ def test_statistics_filter_by_year(app, client, alice):
     assert cases_figure(page) == "fewer than 3"
     assert cases_figure(officer.get("/officer/statistics?year=junk").get_data(as_text=True)) == "3"
     assert cases_figure(officer.get("/officer/statistics?year=99999").get_data(as_text=True)) == "3"
+    assert cases_figure(officer.get(f"/officer/statistics?year={'9' * 5000}").get_data(as_text=True)) == "3"
+
+
+@pytest.mark.parametrize("path", ["/officer/statistics", "/officer/reports/{case}/export"])
+def test_a_query_string_that_is_not_utf8_is_a_bad_request(app, alice, case, path):
+    response = officer_client(app, alice).get(
+        path.format(case=case), environ_overrides={"QUERY_STRING": "year=\xff\xfe&notes=\xff"}
+    )
+    assert response.status_code == 400
+    assert audit_entries(app, "report_exported") == []
 
 
 # --- whistle purge -----------------------------------------------------------------

@@ -545,3 +545,8 @@ def test_reporter_sees_acknowledgement_and_that_the_report_was_read(client, app,
     assert "Acknowledged by an officer" in after
     assert f"Read by an officer Yes, on {day(today)}" in after
     assert f"Feedback due by {day(today + relativedelta(months=3))}" in after
+
+
+def test_a_head_request_for_the_form_is_not_taken_for_a_submission(client):
+    response = client.head("/report")
+    assert response.status_code == 200

@@ -11,11 +11,13 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.unit.conftest import NOW, MakeOfficer, OfficerKeys, Organisation
+from tests.unit.conftest import CHEAP_KDF, NOW, PASSWORD, MakeOfficer, OfficerKeys, Organisation
+from tests.unit.databases import PG_ENV, SKIP_REASON, scratch_postgresql
 from whistle import crypto
 from whistle.cli import cli
-from whistle.models import AuditEvent, KeyPurpose, KeyWrap, Recipient, Report, ReportStatus
-from whistle.services import cases, reports, seed
+from whistle.db import make_engine, make_session_factory, upgrade
+from whistle.models import AuditEvent, KeyPurpose, KeyWrap, Officer, Recipient, Report, ReportStatus
+from whistle.services import cases, officers, reports, seed
 from whistle.services.context import Moment, Policy
 from whistle.services.errors import NobodyToRead, NotSeedable, ReceiptNotFound
 from whistle.storage import SealedStore
@@ -280,3 +282,30 @@ def test_the_seed_command_fills_an_instance_and_then_refuses_one_with_real_repor
     assert "the instance holds 3 seeded cases" in result.output
     for path in instance.glob("whistle.db*"):  # sealed, like everything a reporter writes
         assert seed.DEMO_MARK.encode() not in path.read_bytes()
+
+
+@pytest.mark.postgresql
+def test_seeding_works_on_postgresql(organisation: Organisation, policy: Policy) -> None:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(SKIP_REASON)
+    with scratch_postgresql(url, "seed") as scratch:
+        upgrade(scratch)
+        engine = make_engine(scratch)
+        try:
+            factory = make_session_factory(engine)
+            with factory() as db, db.begin():
+                created = officers.create_officer(db, CHEAP_KDF, "a@example.org", "A", PASSWORD, NOW)
+            with factory() as db:
+                _officer, private_key = officers.authenticate(db, CHEAP_KDF, "a@example.org", PASSWORD)
+            assert seed.seed(factory, organisation.keyring, policy, NOW, TODAY, 12, batch_size=5) == 12
+            with factory() as db:
+                officer = db.get(Officer, created.officer.id)
+                assert officer is not None
+                actor = cases.Actor(officer, private_key)
+                listed = [row.public_id for row in cases.list_cases(db, officer, TODAY, size=100).rows]
+                assert len(listed) == 12
+                for public_id in listed:
+                    assert cases.open_case(db, actor, public_id, policy, Moment(NOW, TODAY)).answers.category
+        finally:
+            engine.dispose()

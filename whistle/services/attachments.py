@@ -173,7 +173,28 @@ def find(report: Report, attachment_public_id: str) -> Attachment:
     raise AttachmentNotFound(attachment_public_id)
 
 
-def read(store: SealedStore, report: Report, dek: bytes, attachment: Attachment) -> Iterator[bytes]:
+class Plaintext:
+    """An attachment's decrypted chunks, and ``close()`` for the sealed file behind them.
+
+    A WSGI server calls ``close()`` on what it was given to send, whether or not
+    it read it all (a HEAD request reads nothing), so the file is never left open.
+    """
+
+    def __init__(self, handle: IO[bytes], chunks: Iterator[bytes]) -> None:
+        self._handle = handle
+        self._chunks = chunks
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            yield from self._chunks
+        finally:
+            self._handle.close()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read(store: SealedStore, report: Report, dek: bytes, attachment: Attachment) -> Plaintext:
     """The decrypted bytes of an attachment, chunk by chunk, never all in memory.
 
     Everything is taken from the rows now, so the chunks can be read after the
@@ -182,9 +203,4 @@ def read(store: SealedStore, report: Report, dek: bytes, attachment: Attachment)
     key = crypto.file_key(dek, attachment.public_id)
     associated_data = _data_context(report, attachment.public_id)
     handle = store.open(attachment.blob_name)
-
-    def chunks() -> Iterator[bytes]:
-        with handle:
-            yield from crypto.decrypt_stream(key, associated_data, handle)
-
-    return chunks()
+    return Plaintext(handle, crypto.decrypt_stream(key, associated_data, handle))

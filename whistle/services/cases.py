@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, Select, and_, case, delete, func, not_, or_, select
@@ -577,7 +576,7 @@ def add_note(db: Session, actor: Actor, public_id: str, body: str, at: Moment) -
 
 def read_attachment(
     db: Session, store: SealedStore, actor: Actor, public_id: str, attachment_id: str, at: Moment
-) -> tuple[AttachmentInfo, Iterator[bytes]]:
+) -> tuple[AttachmentInfo, attachments.Plaintext]:
     """An attachment's description and its decrypted bytes, as a stream; audited."""
     report, dek = _key(db, actor, public_id, KeyPurpose.DATA)
     attachment = attachments.find(report, attachment_id)

@@ -16,6 +16,7 @@ import re
 import unicodedata
 import zipfile
 from collections.abc import Iterable
+from contextlib import closing
 from typing import IO, Protocol, cast
 from urllib.parse import quote
 
@@ -197,8 +198,9 @@ def export_case(
         for info in case.attachments:
             entry = _entry(paths[info.public_id], info.uploaded_on)
             entry.file_size = info.size  # lets zipfile choose ZIP64 up front for a large file
-            with archive.open(entry, "w") as out:
-                for chunk in attachments.read(store, report, dek, rows[info.public_id]):
+            plaintext = attachments.read(store, report, dek, rows[info.public_id])
+            with archive.open(entry, "w") as out, closing(plaintext):
+                for chunk in plaintext:
                     out.write(chunk)
     detail = "with notes" if with_notes else "without notes"
     audit.record(db, "report_exported", actor.name, at.now, report=public_id, detail=detail)

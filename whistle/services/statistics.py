@@ -29,7 +29,7 @@ from whistle.services.reports import deadlines
 #: The smallest count shown as a number.
 SMALLEST_SHOWN = 3
 FEWER = f"fewer than {SMALLEST_SHOWN}"
-HIDDEN = "hidden"
+HIDDEN = "not shown"
 NOT_CATEGORISED = "Not categorised"
 STILL_OPEN = "Not closed yet"
 K = TypeVar("K")

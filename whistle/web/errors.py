@@ -57,14 +57,13 @@ def handle_too_many(_error: HTTPException) -> tuple[str, int, dict[str, str]]:
     return page, 429, {"Retry-After": str(seconds)}
 
 
-def handle_untrusted_host(_error: SecurityError) -> tuple[str, int, dict[str, str]]:
-    """A Host header that is not one of ``trusted_hosts``: no page can be built for it (every
-    link would name that host), so the answer is a line of plain text."""
-    return (
-        "This portal does not answer to that address.\n",
-        400,
-        {"Content-Type": "text/plain; charset=utf-8"},
+def handle_untrusted_host(_error: SecurityError) -> tuple[str, int]:
+    """A Host header that is not one of ``trusted_hosts`` (links on the page are relative)."""
+    title, _advice = MESSAGES[400]
+    page = render_template(
+        "errors/error.html", title=title, advice="This portal does not answer to that address.", status=400
     )
+    return page, 400
 
 
 def handle_busy(_error: ServerBusy) -> tuple[str, int, dict[str, str]]:
@@ -85,8 +84,14 @@ def log_exception_kind(
     log.error("unhandled error: %s", kind)
 
 
+def handle_undecodable(_error: UnicodeDecodeError) -> tuple[str, int]:
+    """A query string of bytes that are not UTF-8: a bad request, not a failure of ours."""
+    return render_error(400)
+
+
 def install(app: Flask) -> None:
     app.register_error_handler(HTTPException, handle_http)
+    app.register_error_handler(UnicodeDecodeError, handle_undecodable)
     app.register_error_handler(SecurityError, handle_untrusted_host)
     app.register_error_handler(InternalServerError, handle_unexpected)
     app.register_error_handler(ServerBusy, handle_busy)

@@ -5,11 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from flask import request
 from flask_wtf import FlaskForm
+from flask_wtf.form import _Auto
+from werkzeug.datastructures import CombinedMultiDict, MultiDict
 from wtforms import (
     BooleanField,
     EmailField,
     Field,
+    FileField,
     IntegerField,
     MultipleFileField,
     PasswordField,
@@ -36,6 +40,24 @@ from whistle.services.reports import CATEGORIES, IMMEDIATE_RISK, RAISED_BEFORE, 
 
 TEXT_LIMIT = 20_000
 SHORT_LIMIT = 2_000
+
+
+class WhistleForm(FlaskForm):
+    """Every form reads the posted form fields, and files only under its own file fields.
+
+    Flask-WTF would also hand a form a JSON body, or a file posted under a text
+    field's name (even under ``csrf_token``); neither is ever what a page sends.
+    """
+
+    class Meta(FlaskForm.Meta):
+        def wrap_formdata(self, form: Any, formdata: Any) -> Any:
+            if formdata is not _Auto:
+                return formdata
+            if not form.is_submitted():
+                return None
+            file_fields = {field.name for field in form if isinstance(field, FileField)}
+            files = [(key, value) for key, value in request.files.items(multi=True) if key in file_fields]
+            return CombinedMultiDict((MultiDict(files), request.form)) if files else request.form
 
 
 def _choices(labels: Mapping[Any, str]) -> list[SelectChoice]:
@@ -73,7 +95,7 @@ class MultiCheckboxField(Field):
             raise ValidationError("Choose from the officers listed.")
 
 
-class ReportForm(FlaskForm):
+class ReportForm(WhistleForm):
     category = RadioField(
         "What is your concern about?",
         choices=_choices(CATEGORIES),
@@ -119,7 +141,7 @@ class ReportForm(FlaskForm):
     emergency_seen = BooleanField()
 
 
-class ReceiptForm(FlaskForm):
+class ReceiptForm(WhistleForm):
     receipt = StringField(
         "Your receipt code",
         validators=[
@@ -130,7 +152,7 @@ class ReceiptForm(FlaskForm):
     )
 
 
-class ReporterReplyForm(FlaskForm):
+class ReporterReplyForm(WhistleForm):
     body = TextAreaField(
         "Your message",
         validators=[
@@ -143,7 +165,7 @@ class ReporterReplyForm(FlaskForm):
     keep_original = BooleanField("Keep my files exactly as they are, hidden details included")
 
 
-class LoginForm(FlaskForm):
+class LoginForm(WhistleForm):
     email = EmailField(
         "Email address", validators=[DataRequired("Enter your email address."), Length(max=254), no_nul]
     )
@@ -152,7 +174,7 @@ class LoginForm(FlaskForm):
     )
 
 
-class OfficerReplyForm(FlaskForm):
+class OfficerReplyForm(WhistleForm):
     body = TextAreaField(
         "Reply to the reporter",
         validators=[
@@ -166,7 +188,7 @@ class OfficerReplyForm(FlaskForm):
     )
 
 
-class StatusForm(FlaskForm):
+class StatusForm(WhistleForm):
     status = SelectField(
         "Status",
         choices=[
@@ -178,7 +200,7 @@ class StatusForm(FlaskForm):
     )
 
 
-class CloseForm(FlaskForm):
+class CloseForm(WhistleForm):
     outcome = SelectField("Outcome", choices=_choices(OUTCOME_LABELS), validators=[InputRequired()])
     summary = TextAreaField(
         "Closing summary",
@@ -191,16 +213,16 @@ class CloseForm(FlaskForm):
     share = BooleanField("Share this summary with the reporter as feedback")
 
 
-class PriorityForm(FlaskForm):
+class PriorityForm(WhistleForm):
     priority = SelectField("Priority", choices=_choices(PRIORITY_LABELS), validators=[InputRequired()])
 
 
-class AssignForm(FlaskForm):
+class AssignForm(WhistleForm):
     # The service checks that the officer can read the case.
     assignee = SelectField("Lead officer", choices=[], validate_choice=False)
 
 
-class TriageForm(FlaskForm):
+class TriageForm(WhistleForm):
     category = StringField(
         "Category (your own)",
         validators=[Optional(), Length(max=60, message="Use at most 60 characters."), no_nul],
@@ -216,7 +238,7 @@ class TriageForm(FlaskForm):
     )
 
 
-class NoteForm(FlaskForm):
+class NoteForm(WhistleForm):
     """Prefixed: its field would otherwise share an id with the reply's."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -232,15 +254,15 @@ class NoteForm(FlaskForm):
     )
 
 
-class GrantForm(FlaskForm):
+class GrantForm(WhistleForm):
     officer = SelectField("Give access to", choices=[], validate_choice=False)
 
 
-class RevokeForm(FlaskForm):
+class RevokeForm(WhistleForm):
     officer = StringField(validators=[DataRequired(), Length(max=32), no_nul])
 
 
-class SetupForm(FlaskForm):
+class SetupForm(WhistleForm):
     display_name = StringField(
         "Your name, as reporters and colleagues will see it",
         validators=[DataRequired("Enter your name."), Length(max=100), no_nul],
@@ -264,7 +286,7 @@ class SetupForm(FlaskForm):
     )
 
 
-class InviteForm(FlaskForm):
+class InviteForm(WhistleForm):
     display_name = StringField(
         "Name", validators=[DataRequired("Enter the officer's name."), Length(max=100), no_nul]
     )
@@ -280,11 +302,11 @@ class InviteForm(FlaskForm):
     is_admin = BooleanField("Administrator (can manage officers and settings)")
 
 
-class OfficerStatusForm(FlaskForm):
+class OfficerStatusForm(WhistleForm):
     officer = StringField(validators=[DataRequired(), Length(max=32), no_nul])
 
 
-class SettingsForm(FlaskForm):
+class SettingsForm(WhistleForm):
     organisation_name = StringField(
         "Organisation name",
         validators=[DataRequired("Enter the organisation's name."), Length(max=120), no_nul],
@@ -321,13 +343,13 @@ def _code_field(label: str) -> StringField:
     )
 
 
-class CodeForm(FlaskForm):
+class CodeForm(WhistleForm):
     """The second step of a login."""
 
     code = _code_field("Code from your authenticator app")
 
 
-class EnrolTwoFactorForm(FlaskForm):
+class EnrolTwoFactorForm(WhistleForm):
     code = _code_field("Code shown by the app")
 
 
@@ -342,7 +364,7 @@ def _new_password_field(label: str) -> PasswordField:
     )
 
 
-class ResetPasswordForm(FlaskForm):
+class ResetPasswordForm(WhistleForm):
     email = EmailField(
         "Email address", validators=[DataRequired("Enter your email address."), Length(max=254), no_nul]
     )
@@ -357,11 +379,11 @@ class ResetPasswordForm(FlaskForm):
     password = _new_password_field("New password (at least 12 characters)")
 
 
-class WelcomeForm(FlaskForm):
+class WelcomeForm(WhistleForm):
     password = _new_password_field("Choose a password (at least 12 characters)")
 
 
-class LegalHoldForm(FlaskForm):
+class LegalHoldForm(WhistleForm):
     """Put a case on legal hold ("on") or release it ("off"): a button each, no toggle to race."""
 
     hold = RadioField(

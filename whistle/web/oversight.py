@@ -26,6 +26,14 @@ bp.before_request(require_officer)
 YEARS = range(2000, 2200)
 
 
+def _query(name: str) -> str | None:
+    """A query parameter; a query string that is not UTF-8 is a bad request, not a crash."""
+    try:
+        return request.args.get(name)
+    except UnicodeDecodeError:
+        abort(400)
+
+
 @bp.post("/reports/<public_id:public_id>/hold")
 def set_legal_hold(public_id: str) -> BaseResponse:
     form = LegalHoldForm()
@@ -40,7 +48,8 @@ def set_legal_hold(public_id: str) -> BaseResponse:
 
 @bp.get("/statistics")
 def show_statistics() -> str:
-    year = request.args.get("year", type=int)
+    text = _query("year") or ""
+    year = int(text) if len(text) == 4 and text.isascii() and text.isdigit() else None
     rules = policy()
     figures = statistics.board_statistics(
         db(), g.officer, runtime().clock.today(), rules, year=year if year in YEARS else None
@@ -65,6 +74,7 @@ def _drain(spool: SealedSpool) -> Iterator[bytes]:
 @bp.get("/reports/<public_id:public_id>/export")
 def export_report(public_id: str) -> Response:
     """The case as a ZIP, made in a sealed spool (never in clear on the disk) and streamed out."""
+    with_notes = _query("notes") == "1"
     rt = runtime()
     spool = SealedSpool()
     try:
@@ -76,7 +86,7 @@ def export_report(public_id: str) -> Response:
             policy(),
             rt.clock.moment(),
             spool,
-            with_notes=request.args.get("notes") == "1",
+            with_notes=with_notes,
         )
     except ReportNotFound:
         spool.close()

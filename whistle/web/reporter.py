@@ -60,7 +60,7 @@ def _render_report_form(form: ReportForm, **extra: Any) -> str:
 def new_report() -> str | tuple[str, int]:
     form = ReportForm()
     form.excluded_officers.choices = _officer_choices()
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD
         return _render_report_form(form)
     files = uploads_from(form)
     if not form.validate():

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from urllib.parse import quote
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import SecurityError
+from werkzeug.sansio.utils import host_is_trusted
 
 from whistle.web.runtime import runtime
 
@@ -64,5 +67,22 @@ def onion_location() -> str | None:
     return f"{onion}{path}?{quote(query, safe='=&+%/:@!$,;-._~')}" if query else f"{onion}{path}"
 
 
-def install(app: Flask) -> None:
+def trusted_hosts_check(hosts: list[str]) -> Callable[[], None]:
+    """Refuse a Host (or, behind a trusted proxy, X-Forwarded-Host) that is not ours.
+
+    Checked here rather than with Flask's TRUSTED_HOSTS, which refuses the host
+    while the request context is being set up, before any error page can be built.
+    """
+
+    def check() -> None:
+        if not host_is_trusted(request.host, hosts):
+            raise SecurityError("untrusted host")
+
+    return check
+
+
+def install(app: Flask, trusted_hosts: str = "") -> None:
+    hosts = [host.strip() for host in trusted_hosts.split(",") if host.strip()]
+    if hosts:
+        app.before_request(trusted_hosts_check(hosts))
     app.after_request(add_security_headers)
