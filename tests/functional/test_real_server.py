@@ -195,6 +195,7 @@ def _emptied(url: str) -> str:
             ).all()
             listed = ", ".join(f'"{table}"' for table in tables)
             connection.execute(text(f"TRUNCATE {listed} RESTART IDENTITY CASCADE"))
+            connection.execute(text("INSERT INTO audit_head (id, entries) VALUES (1, 0)"))
     finally:
         engine.dispose()
     return url
