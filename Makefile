@@ -30,7 +30,12 @@ lint: $(INSTALLED)
 audit: $(INSTALLED)
 	$(BIN)/python tools/audit_dependencies.py
 
-test: lint
+# axe-core for the accessibility audits in the browser tests (skipped, with the reason, without npm).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+$(AXE): tests/browser/package-lock.json
+	-command -v npm >/dev/null && npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
+test: lint $(AXE)
 	$(BIN)/python -m pytest --cov --cov-report=term
 
 bench: $(INSTALLED) ; $(BIN)/python bench/run.py $(BENCH)
