@@ -11,7 +11,18 @@ from __future__ import annotations
 import datetime as dt
 import enum
 
-from sqlalchemy import Date, DateTime, Enum, ForeignKey, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKey,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from whistle.db import Base
@@ -153,6 +164,7 @@ class Report(Base):
     legal_hold: Mapped[bool] = mapped_column(default=False, server_default="0")
 
     assignee: Mapped[Officer | None] = relationship(foreign_keys=[assignee_id])
+    labels: Mapped[list[Label]] = relationship(secondary="report_label", order_by="Label.name")
     history: Mapped[list[StatusChange]] = relationship(
         back_populates="report", cascade="all, delete-orphan", order_by="StatusChange.id"
     )
@@ -325,6 +337,26 @@ class Setting(Base):
 
     def __repr__(self) -> str:
         return f"<Setting {self.name}>"
+
+
+report_label = Table(
+    "report_label",
+    Base.metadata,
+    Column("report_id", ForeignKey("report.id", ondelete="CASCADE"), primary_key=True),
+    Column("label_id", ForeignKey("label.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
+
+
+class Label(Base):
+    """A label officers define and put on cases (a workflow field, kept in clear)."""
+
+    __tablename__ = "label"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+
+    def __repr__(self) -> str:
+        return f"<Label {self.name}>"
 
 
 class ClosedCaseFigures(Base):

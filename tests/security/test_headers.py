@@ -376,6 +376,7 @@ ROUTES = {
     ("/officer/reports/<public_id:public_id>", "officer.show_report", "GET,HEAD,OPTIONS"),
     ("/officer/reports/<public_id:public_id>/messages", "officer.add_message", "OPTIONS,POST"),
     ("/officer/reports/<public_id:public_id>/status", "officer.change_status", "OPTIONS,POST"),
+    ("/officer/reports/<public_id:public_id>/labels", "officer.update_labels", "OPTIONS,POST"),
     ("/officer/reports/<public_id:public_id>/notes", "officer.add_note", "OPTIONS,POST"),
     ("/officer/reports/<public_id:public_id>/priority", "officer.change_priority", "OPTIONS,POST"),
     ("/officer/reports/<public_id:public_id>/assignee", "officer.assign_officer", "OPTIONS,POST"),

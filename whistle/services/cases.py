@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, Select, and_, case, delete, func, not_, or_, select
@@ -23,6 +24,7 @@ from whistle.models import (
     DetrimentRisk,
     KeyPurpose,
     KeyWrap,
+    Label,
     Note,
     Officer,
     Outcome,
@@ -40,6 +42,7 @@ from whistle.services.errors import (
     NeedsOutcome,
     OfficerExcluded,
     ReportNotFound,
+    UnknownLabel,
     UnknownOfficer,
 )
 from whistle.services.reports import (
@@ -131,6 +134,7 @@ class CaseRow:
     feedback_by: dt.date | None
     overdue: bool
     due_soon: bool
+    labels: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ class CasePage:
     size: int
     view: View
     sort: Sort
+    label: str | None = None
 
     @property
     def pages(self) -> int:
@@ -185,6 +190,8 @@ class OfficerCase:
     feedback_given_on: dt.date | None
     readers: list[Officer]
     can_be_granted: list[Officer]
+    labels: list[str] = field(default_factory=list)
+    all_labels: list[str] = field(default_factory=list)
 
 
 # --- clocks --------------------------------------------------------------------
@@ -295,9 +302,12 @@ def list_cases(
     sort: Sort = Sort.RECEIVED,
     page: int = 1,
     size: int = 50,
+    label: str | None = None,
 ) -> CasePage:
     """One page of a view, filtered and sorted on clear workflow fields only."""
     query = _in_view(readable_by(officer), view, officer, today)
+    if label:
+        query = query.where(Report.labels.any(Label.name == label))
     total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
     page = min(max(1, page), max(1, -(-total // size)))
     reports = db.scalars(query.order_by(*_SORTS[sort]).offset((page - 1) * size).limit(size))
@@ -314,10 +324,11 @@ def list_cases(
             feedback_by=report.feedback_by if report.feedback_given_on is None else None,
             overdue=_is_overdue(report, today),
             due_soon=_is_due_soon(report, today),
+            labels=[lab.name for lab in report.labels],
         )
         for report in reports
     ]
-    return CasePage(rows, page, total, size, view, sort)
+    return CasePage(rows, page, total, size, view, sort, label)
 
 
 def view_counts(db: Session, officer: Officer, today: dt.date) -> dict[View, int]:
@@ -435,6 +446,8 @@ def open_case(db: Session, actor: Actor, public_id: str, policy: Policy, at: Mom
         can_be_granted=[
             o for o in officers if o.is_active and o.id not in reader_ids and o.public_id not in excluded
         ],
+        labels=[lab.name for lab in report.labels],
+        all_labels=label_names(db),
     )
 
 
@@ -646,3 +659,33 @@ def case_history(db: Session, actor: Actor, public_id: str) -> list[AuditEvent]:
     """The audit entries of one case, for officers who can read it."""
     _report(db, actor, public_id)
     return list(db.scalars(select(AuditEvent).where(AuditEvent.report == public_id).order_by(AuditEvent.id)))
+
+
+# --- labels ----------------------------------------------------------------------
+
+MAX_LABEL_CHARS = 40
+
+
+def label_names(db: Session) -> list[str]:
+    """Every label officers have defined, for choosing and filtering."""
+    return list(db.scalars(select(Label.name).order_by(Label.name)))
+
+
+def set_labels(
+    db: Session, actor: Actor, public_id: str, names: Sequence[str], new_label: str, at: Moment
+) -> None:
+    """Put exactly these labels on a case, defining ``new_label`` first if it is new."""
+    report = _report(db, actor, public_id)
+    wanted = {name for name in names if name}
+    new_label = " ".join(new_label.split())[:MAX_LABEL_CHARS]
+    if new_label:
+        wanted.add(new_label)
+        if db.scalar(select(Label.id).where(Label.name == new_label)) is None:
+            db.add(Label(name=new_label))
+            db.flush()
+    labels = list(db.scalars(select(Label).where(Label.name.in_(wanted)).order_by(Label.name)))
+    if {lab.name for lab in labels} != wanted:
+        raise UnknownLabel()
+    report.labels = labels
+    audit.record(db, "labels_changed", actor.name, at.now, report=public_id, detail=", ".join(sorted(wanted)))
+    db.flush()

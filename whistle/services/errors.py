@@ -91,3 +91,7 @@ class NotAllowed(WhistleError):
 
 class NotSeedable(WhistleError):
     """The instance holds reports that `whistle seed` did not make: demonstration cases go elsewhere."""
+
+
+class UnknownLabel(WhistleError):
+    """A label that no officer has defined."""

@@ -390,3 +390,15 @@ class LegalHoldForm(WhistleForm):
         choices=[SelectChoice("on", "On legal hold"), SelectChoice("off", "Not on legal hold")],
         validators=[InputRequired()],
     )
+
+
+class LabelsForm(WhistleForm):
+    """Prefixed: its fields would otherwise share ids with other forms on the case page."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, prefix="labels", **kwargs)
+
+    names = MultiCheckboxField("Labels on this case")
+    new_label = StringField(
+        "New label", validators=[Optional(), Length(max=40, message="Use at most 40 characters."), no_nul]
+    )

@@ -28,6 +28,7 @@ from whistle.services.errors import (
     LoginFailed,
     OfficerExcluded,
     ReportNotFound,
+    UnknownLabel,
     UnknownOfficer,
 )
 from whistle.web import limits
@@ -36,6 +37,7 @@ from whistle.web.forms import (
     CloseForm,
     CodeForm,
     GrantForm,
+    LabelsForm,
     LoginForm,
     NoteForm,
     OfficerReplyForm,
@@ -190,11 +192,13 @@ def list_reports() -> str:
         sort=_choice(cases.Sort, request.args.get("sort"), cases.Sort.RECEIVED),
         page=request.args.get("page", 1, type=int) or 1,
         size=rt.settings.page_size,
+        label=request.args.get("label") or None,
     )
     return render_template(
         "officer/list_reports.html",
         page=page,
         counts=cases.view_counts(db(), g.officer, today),
+        labels=cases.label_names(db()),
         views=cases.VIEW_LABELS,
         statuses=reports.STATUS_FOR_OFFICER,
         priorities=cases.PRIORITY_LABELS,
@@ -213,6 +217,7 @@ _FORMS: dict[str, type[FlaskForm]] = {
     "note_form": NoteForm,
     "grant_form": GrantForm,
     "revoke_form": RevokeForm,
+    "labels_form": LabelsForm,
 }
 
 
@@ -228,6 +233,9 @@ def _render_case(public_id: str, **posted: FlaskForm) -> str:
         (o.public_id, o.display_name) for o in case.readers
     ]
     forms["grant_form"].officer.choices = [(o.public_id, o.display_name) for o in case.can_be_granted]
+    forms["labels_form"].names.choices = [(name, name) for name in case.all_labels]
+    if "labels_form" not in posted:
+        forms["labels_form"].names.data = case.labels
     if "status_form" not in posted:
         forms["status_form"].status.data = case.status.value
     if "priority_form" not in posted:
@@ -268,7 +276,7 @@ def _act(
         operation()
     except ReportNotFound:
         abort(404)
-    except (UnknownOfficer, OfficerExcluded, LastReader) as error:
+    except (UnknownOfficer, OfficerExcluded, LastReader, UnknownLabel) as error:
         db().rollback()
         field = next(iter(form._fields.values()))
         field.errors = [*field.errors, _ACCESS_ERRORS.get(type(error), "That officer cannot be chosen.")]
@@ -280,6 +288,7 @@ _ACCESS_ERRORS = {
     OfficerExcluded: "The reporter asked that this officer should not see the report.",
     LastReader: "At least one officer must keep access to the case.",
     UnknownOfficer: "That officer cannot be chosen for this case.",
+    UnknownLabel: "Choose from the labels listed, or define a new one.",
 }
 
 
@@ -375,6 +384,20 @@ def update_triage(public_id: str) -> str | BaseResponse | tuple[str, int]:
             DetrimentRisk(form.risk.data),
             form.protective_actions.data or "",
             runtime().clock.moment(),
+        ),
+    )
+
+
+@bp.post("/reports/<public_id:public_id>/labels")
+def update_labels(public_id: str) -> str | BaseResponse | tuple[str, int]:
+    form = LabelsForm()
+    form.names.choices = [(name, name) for name in request.form.getlist(form.names.name)]
+    return _act(
+        public_id,
+        "labels_form",
+        form,
+        lambda: cases.set_labels(
+            db(), g.actor, public_id, form.names.data, form.new_label.data or "", runtime().clock.moment()
         ),
     )
 
