@@ -168,3 +168,29 @@ def test_a_reset_without_recovery_key_loses_access_until_granted(app, client, al
     bob_client = app.test_client()
     form_post(bob_client, "/officer/login", {"email": bob.email, "password": "bob's brand new password"})
     assert reports_listed(bob_client) == []
+
+
+def test_administrators_choose_the_kinds_of_concern_on_the_report_form(app, client, alice):
+    submit_report(client, category="caseloads")  # filed under the built-in list
+    admin = _admin(app, alice)
+    categories = "Missed home visits\n  Unsafe   handovers \n\n"
+    data = {"organisation_name": "Northshire Council", "report_categories": categories}
+    data.update({"acknowledge_days": "7", "feedback_months": "3", "retention_months": "12"})
+    assert form_post(admin, "/admin/settings", data).status_code == 303
+    form = client.get("/report").get_data(as_text=True)
+    assert 'value="Missed home visits"' in form and 'value="Unsafe handovers"' in form
+    assert 'value="caseloads"' not in form
+    refused = form_post(
+        client,
+        "/report",
+        {"category": "caseloads", "what_happened": "x", "immediate_risk": "no", "raised_before": "no"},
+        content_type="multipart/form-data",
+    )
+    assert refused.status_code == 422
+    submit_report(client, category="Unsafe handovers")
+    pages = [
+        admin.get(f"/officer/reports/{report_id}").get_data(as_text=True)
+        for report_id in reports_listed(admin)
+    ]
+    assert any("<dd>Unsafe handovers</dd>" in page for page in pages)
+    assert any("Unsafe caseloads or staffing" in page for page in pages)  # the older report keeps its words

@@ -35,6 +35,7 @@ DEFINITIONS: dict[str, Definition] = {
     "organisation_name": Definition("Organisation name", str, "Our organisation"),
     "landing_text": Definition("Text on the start page (Markdown)", str, ""),
     "guidance_text": Definition("Guidance for reporters (Markdown)", str, DEFAULT_GUIDANCE),
+    "report_categories": Definition("Kinds of concern on the report form, one per line", str, ""),
     "acknowledge_days": Definition("Days to acknowledge a report", int, 7, 1, 30),
     "feedback_months": Definition("Months to give feedback after acknowledging", int, 3, 1, 12),
     "retention_months": Definition("Months a closed case is kept before deletion", int, 12, 1, 120),
@@ -73,7 +74,7 @@ def _checked(name: str, value: Any) -> Any:
             low, high = definition.low, definition.high
             raise InvalidSetting(f"{definition.label} must be between {low} and {high}.")
         return value
-    text = str(value)
+    text = "" if value is None else str(value)
     if len(text) > TEXT_LIMIT or "\x00" in text:
         raise InvalidSetting(f"{definition.label} is too long or has a character that cannot be accepted.")
     return text
@@ -94,6 +95,21 @@ def change(db: Session, actor: str, values: dict[str, Any], now: dt.datetime) ->
         audit.record(db, "setting_changed", actor, now, detail=name)
     db.flush()
     return changed
+
+
+MAX_CATEGORIES = 30
+MAX_CATEGORY_CHARS = 120
+
+
+def report_categories(values: dict[str, Any], built_in: dict[str, str]) -> dict[str, str]:
+    """The kinds of concern a reporter chooses from: the administrators' list, else the built-in one.
+
+    An administrator's category is its own value, so reports keep the words they
+    were filed under even after the list changes.
+    """
+    lines = [" ".join(line.split()) for line in str(values.get("report_categories", "")).splitlines()]
+    chosen = [line[:MAX_CATEGORY_CHARS] for line in lines if line][:MAX_CATEGORIES]
+    return {line: line for line in chosen} if chosen else dict(built_in)
 
 
 def policy(db: Session, base: Policy) -> Policy:

@@ -140,6 +140,9 @@ class ReportForm(WhistleForm):
     excluded_officers = MultiCheckboxField("Officers who should not see this report (optional)")
     emergency_seen = BooleanField()
 
+    def set_categories(self, labels: Mapping[str, str]) -> None:
+        self.category.choices = _choices(labels)
+
 
 class ReceiptForm(WhistleForm):
     receipt = StringField(
@@ -316,6 +319,14 @@ class SettingsForm(WhistleForm):
     )
     guidance_text = TextAreaField(
         "Guidance for reporters (Markdown)", validators=[Optional(), Length(max=TEXT_LIMIT), no_nul]
+    )
+    report_categories = TextAreaField(
+        "Kinds of concern on the report form, one per line",
+        validators=[
+            Optional(),
+            Length(max=4000, message="Please keep the list under 4,000 characters."),
+            no_nul,
+        ],
     )
     acknowledge_days = IntegerField(
         "Days to acknowledge a report",

@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from whistle.models import SessionKind
 from whistle.services import officers, reports
+from whistle.services import settings as settings_service
 from whistle.services.attachments import Upload
 from whistle.services.errors import NobodyToRead, ReceiptNotFound, UnknownOfficer, UploadRejected
 from whistle.web import limits
@@ -60,6 +61,7 @@ def _render_report_form(form: ReportForm, **extra: Any) -> str:
 def new_report() -> str | tuple[str, int]:
     form = ReportForm()
     form.excluded_officers.choices = _officer_choices()
+    form.set_categories(settings_service.report_categories(organisation(), reports.CATEGORIES))
     if request.method != "POST":  # GET and HEAD
         return _render_report_form(form)
     files = uploads_from(form)
