@@ -192,6 +192,7 @@ class OfficerCase:
     can_be_granted: list[Officer]
     labels: list[str] = field(default_factory=list)
     all_labels: list[str] = field(default_factory=list)
+    legal_hold: bool = False
 
 
 # --- clocks --------------------------------------------------------------------
@@ -448,6 +449,7 @@ def open_case(db: Session, actor: Actor, public_id: str, policy: Policy, at: Mom
         ],
         labels=[lab.name for lab in report.labels],
         all_labels=label_names(db),
+        legal_hold=report.legal_hold,
     )
 
 
