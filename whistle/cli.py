@@ -30,9 +30,14 @@ base_url = "http://127.0.0.1:5000"
 
 def _create_app() -> object:
     try:
-        return create_app()
+        app = create_app()
     except ConfigError as error:
         raise click.ClickException(str(error)) from error
+    # A command's database connections close with the command, not at interpreter exit.
+    context = click.get_current_context(silent=True)
+    if context is not None:
+        context.call_on_close(app.extensions["whistle"].engine.dispose)
+    return app
 
 
 @click.group(cls=FlaskGroup, create_app=_create_app)

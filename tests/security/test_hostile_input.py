@@ -976,7 +976,7 @@ def test_what_is_written_reaches_the_other_side_exactly(world, what, when, resul
         if value:
             assert_shown_exactly(page, shown, value)
         else:
-            assert shown == "\N{EN DASH}"
+            assert shown == "Not given"
     (body,) = THREAD.findall(page)
     assert_shown_exactly(page, body, reply)
 
