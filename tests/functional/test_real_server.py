@@ -289,6 +289,11 @@ def test_kill_9_during_an_upload_leaves_no_report_and_nothing_in_clear(sqlite_se
     check_access_log(server, '"GET /report HTTP/1.1" 200', '"POST /officer/login HTTP/1.1" 303')
 
 
+@pytest.mark.skipif(
+    not os.environ.get("WHISTLE_TEST_RACE_WINDOWS"),
+    reason="catching a kill -9 inside a millisecond window by stepping a stopped worker takes minutes "
+    "on a loaded machine; set WHISTLE_TEST_RACE_WINDOWS=1 to run it",
+)
 def test_kill_9_while_the_file_is_sealed_leaves_a_sealed_partial_that_the_sweep_removes(sqlite_server):
     """Killed after the whole request arrived, while the attachment is written to the store.
 
@@ -324,6 +329,11 @@ def test_kill_9_while_the_file_is_sealed_leaves_a_sealed_partial_that_the_sweep_
     assert len(listed) == stored_whole
 
 
+@pytest.mark.skipif(
+    not os.environ.get("WHISTLE_TEST_RACE_WINDOWS"),
+    reason="catching a kill -9 inside a millisecond window by stepping a stopped worker takes minutes "
+    "on a loaded machine; set WHISTLE_TEST_RACE_WINDOWS=1 to run it",
+)
 def test_kill_9_before_the_commit_leaves_a_sealed_orphan_that_the_sweep_removes(server):
     """Killed after the file was published in the store but before its report was committed.
 
