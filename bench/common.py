@@ -40,7 +40,7 @@ CORES = os.cpu_count() or 1
 MB = 1024 * 1024
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the benchmark officers' password
 CHEAP_KDF = KdfParams(time_cost=1, memory_cost=8, parallelism=1)
-POSTGRES_ENV = "WHISTLE_BENCH_POSTGRES"
+POSTGRES_ENV = "BENCH_POSTGRES"
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 _CSRF = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"|name="csrf_token" value="([^"]+)"')
 
@@ -435,11 +435,21 @@ def table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+HEADER = """# Benchmark results
+
+Written by `make bench` (`bench/run.py`); each benchmark rewrites its own section.
+The machine is shared and noisy: compare figures within one section (each
+measures its limit in the same run), and see the load average each section
+records. Large files and scratch instances live under `bench/out/` (removed
+afterwards); PostgreSQL figures use a scratch database, `whistle_bench`.
+"""
+
+
 def write_section(name: str, title: str, body: str, results: Path = RESULTS) -> None:
     """Replace (or add) one benchmark's section of RESULTS.md, leaving the others as they are."""
     start, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
     section = f"{start}\n## {title}\n\n{machine_line()}\n\n{body.strip()}\n{end}"
-    current = results.read_text() if results.exists() else "# Benchmark results\n\nWritten by `make bench`.\n"
+    current = results.read_text() if results.exists() else HEADER
     if start in current and end in current:
         before, rest = current.split(start, 1)
         updated = before + section + rest.split(end, 1)[1]

@@ -36,6 +36,8 @@ from whistle.crypto import KdfParams
 from whistle.services.context import DerivationGate
 
 GOAL_RATIO = 0.8
+#: Clients per core: enough to keep every derivation slot busy (more only spin on 503 answers).
+CLIENTS_PER_CORE = 2
 
 
 @dataclass
@@ -138,7 +140,7 @@ def run(quick: bool = False, results: Path | None = None) -> Result:
             warm.post_form("/report", [("csrf_token", csrf_token(warm.get("/report").text)), *REPORT_FIELDS])
             threads = [
                 threading.Thread(target=_submitter, args=(server.port, counts, lock, stop))
-                for _ in range(2 * CORES)
+                for _ in range(CLIENTS_PER_CORE * CORES)
             ]
             for thread in threads:
                 thread.start()
