@@ -34,8 +34,8 @@ def test_derivations_run_at_a_lower_priority_than_the_request(monkeypatch: pytes
     assert seen == [min(19, own + context.DERIVATION_NICENESS)]
 
 
-def test_no_more_requests_wait_than_there_are_slots(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One running and one waiting with a single slot: a third request is turned away at once."""
+def test_a_flood_beyond_the_waiting_room_is_turned_away_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One running and one waiting with a single slot: a third request gets a 503 without waiting."""
     entered, release = threading.Event(), threading.Event()
     real_derive = crypto.derive_key
 
@@ -46,6 +46,7 @@ def test_no_more_requests_wait_than_there_are_slots(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(crypto, "derive_key", slow)
     gate = context.DerivationGate(slots=1, wait_seconds=10)
+    assert gate.waiting == 1
     salt = crypto.new_salt()
     results: list[bytes] = []
     running = threading.Thread(target=lambda: results.append(gate.derive_key(b"one", salt, CHEAP_KDF)))
@@ -64,3 +65,11 @@ def test_no_more_requests_wait_than_there_are_slots(monkeypatch: pytest.MonkeyPa
         waiting.join(10)
         gate.close()
     assert sorted(results) == sorted(real_derive(secret, salt, CHEAP_KDF) for secret in (b"one", b"two"))
+
+
+@pytest.mark.parametrize(("slots", "waiting"), [(1, 1), (2, 1), (4, 2), (8, 4)])
+def test_fewer_requests_wait_than_a_worker_has_threads(slots: int, waiting: int) -> None:
+    """gunicorn.conf.py gives a worker at least two threads a slot: running and waiting take fewer."""
+    gate = context.DerivationGate(slots=slots, wait_seconds=1)
+    assert gate.waiting == waiting
+    assert slots + gate.waiting < max(4, 2 * slots)

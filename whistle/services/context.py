@@ -70,9 +70,9 @@ class DerivationGate:
 
     Each derivation takes tens of megabytes of memory and a core for a fraction
     of a second, so a flood of receipt or login attempts could exhaust memory or
-    starve every other page. Beyond the bound a request waits a little (no
-    more requests wait than there are slots), then gets :class:`ServerBusy`
-    (a 503 with Retry-After).
+    starve every other page. Beyond the bound a request waits a little (if
+    few others are waiting), then gets :class:`ServerBusy` (a 503 with
+    Retry-After).
 
     Derivations run on threads of their own at a lower CPU priority (nice +10
     where the system allows it), so that when the cores are busy deriving,
@@ -84,6 +84,10 @@ class DerivationGate:
         self.slots = slots
         self.wait_seconds = wait_seconds
         self.niceness = niceness
+        #: How many requests may wait for a slot: half as many as there are slots (at least one),
+        #: so that with gunicorn.conf.py's sizes (at least two threads a slot) the requests in
+        #: the gate never hold every thread of a worker, and pages can still be served.
+        self.waiting = max(1, slots // 2)
         self._semaphore = threading.BoundedSemaphore(slots)
         self._waiting = 0
         self._lock = threading.Lock()
@@ -102,16 +106,16 @@ class DerivationGate:
             return self._pool
 
     def _enter(self) -> None:
-        """Take a slot; wait for one only if fewer requests than slots are waiting already.
+        """Take a slot, or wait for one if few enough requests are waiting already.
 
         A request waiting here holds one of the server's threads: were they all
-        waiting, no page at all would be served. So a flood is turned away at
-        once, and the waiting stays as short as the derivations in progress.
+        waiting, no page at all would be served. So beyond :attr:`waiting` a
+        flood is turned away at once.
         """
         if self._semaphore.acquire(blocking=False):
             return
         with self._lock:
-            if self._waiting >= self.slots:
+            if self._waiting >= self.waiting:
                 raise ServerBusy()
             self._waiting += 1
         try:

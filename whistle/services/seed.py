@@ -13,8 +13,9 @@ What is not real, on purpose:
   receipt, which costs a fraction of a second per report (hours for 100,000
   cases). A seeded report stores the instance's Argon2id parameters and a
   fresh salt as usual, but its data key is sealed under a random key that is
-  thrown away, and its lookup is the HMAC of a receipt nobody is shown. So a
-  seeded report can never be followed up by a reporter.
+  thrown away, and its lookup is random bytes (what an HMAC under the pepper
+  looks like to anyone). So a seeded report can never be followed up by a
+  reporter.
 * **No attachments**, and the audit log gets one entry for the whole seeding
   rather than one per case.
 
@@ -94,12 +95,11 @@ class OfficerKey:
 
 @dataclass(frozen=True)
 class SeedPlan:
-    """Everything a batch needs, and nothing secret but the pepper: it goes to worker processes."""
+    """Everything a batch needs, and nothing secret: it goes to worker processes."""
 
     today: dt.date
     policy: Policy
     kdf: str
-    pepper: bytes = field(repr=False)
     organisation_public_key: bytes = field(repr=False)
     officers: tuple[OfficerKey, ...]
 
@@ -146,7 +146,6 @@ def make_plan(db: Session, keyring: Keyring, policy: Policy, today: dt.date) -> 
         today=today,
         policy=policy,
         kdf=keyring.kdf.encode(),
-        pepper=keyring.pepper,
         organisation_public_key=keyring.organisation_public_key,
         officers=officers,
     )
@@ -357,9 +356,7 @@ def _make_case(plan: SeedPlan, rng: random.Random, profile: str) -> SeededCase:
     case = SeededCase(
         report={
             "public_id": public_id,
-            "receipt_lookup": crypto.receipt_lookup(
-                plan.pepper, crypto.normalise_receipt(crypto.new_receipt())
-            ),
+            "receipt_lookup": secrets.token_bytes(32),  # no receipt leads here
             # Sealed under a random key that is never kept: no receipt opens a seeded report.
             "dek_receipt_sealed": crypto.seal(
                 crypto.new_key(), dek, crypto.context("report", public_id, "dek", "receipt")
