@@ -17,11 +17,13 @@ from sqlalchemy import (
     DateTime,
     Enum,
     ForeignKey,
+    Index,
     LargeBinary,
     String,
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -116,8 +118,32 @@ class Officer(Base):
         return f"<Officer {self.public_id}>"
 
 
+#: Report rows open or closed (a literal, as the list's queries write it: see REPORT_INDEXES).
+_OPEN = "status != 'closed'"
+#: The case list's indexes (migration 0006): each view's filter, then its order (key, id), so a
+#: page is read from where the last ended. Partial ones hold open cases, or running deadlines.
+REPORT_INDEXES: dict[str, tuple[tuple[str, ...], str | None]] = {
+    "ix_report_received": (("received_on", "id"), None),
+    "ix_report_status_received": (("status", "received_on", "id"), None),
+    "ix_report_priority_received": (("priority", "received_on", "id"), None),
+    "ix_report_acknowledge_by_id": (("acknowledge_by", "id"), None),
+    "ix_report_feedback_by_id": (("feedback_by", "id"), None),
+    "ix_report_open_assignee": (("assignee_id", "received_on", "id"), _OPEN),
+    "ix_report_open_priority": (("priority", "received_on", "id"), _OPEN),
+    "ix_report_acknowledge_running": (("acknowledge_by", "id"), f"{_OPEN} AND acknowledged_on IS NULL"),
+    "ix_report_feedback_running": (("feedback_by", "id"), f"{_OPEN} AND feedback_given_on IS NULL"),
+}
+
+
+def _index(name: str, columns: tuple[str, ...], where: str | None) -> Index:
+    if where is None:
+        return Index(name, *columns)
+    return Index(name, *columns, sqlite_where=text(where), postgresql_where=text(where))
+
+
 class Report(Base):
     __tablename__ = "report"
+    __table_args__ = tuple(_index(name, *spec) for name, spec in REPORT_INDEXES.items())
 
     id: Mapped[int] = mapped_column(primary_key=True)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
@@ -128,8 +154,8 @@ class Report(Base):
     receipt_salt: Mapped[bytes] = mapped_column(LargeBinary(16))
     receipt_kdf: Mapped[str] = mapped_column(String(60))
     #: Day precision only: no reporter-side time of day is kept.
-    received_on: Mapped[dt.date] = mapped_column(Date, index=True)
-    status: Mapped[ReportStatus] = mapped_column(_enum(ReportStatus, "report_status"), index=True)
+    received_on: Mapped[dt.date] = mapped_column(Date)
+    status: Mapped[ReportStatus] = mapped_column(_enum(ReportStatus, "report_status"))
     status_changed_on: Mapped[dt.date] = mapped_column(Date)
     first_read_on: Mapped[dt.date | None] = mapped_column(Date)
     acknowledged_on: Mapped[dt.date | None] = mapped_column(Date)
@@ -139,11 +165,11 @@ class Report(Base):
 
     # Workflow fields set by officers: clear, so lists can filter and sort on them.
     priority: Mapped[Priority] = mapped_column(
-        _enum(Priority, "priority"), default=Priority.NORMAL, server_default="normal", index=True
+        _enum(Priority, "priority"), default=Priority.NORMAL, server_default="normal"
     )
     #: Derived from the clocks, kept so that lists sort and filter on an index.
-    acknowledge_by: Mapped[dt.date | None] = mapped_column(Date, index=True)
-    feedback_by: Mapped[dt.date | None] = mapped_column(Date, index=True)
+    acknowledge_by: Mapped[dt.date] = mapped_column(Date)
+    feedback_by: Mapped[dt.date] = mapped_column(Date)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"), index=True)
     officer_category: Mapped[str | None] = mapped_column(String(60))
     detriment_risk: Mapped[DetrimentRisk] = mapped_column(
@@ -188,12 +214,16 @@ class KeyWrap(Base):
     """A report key wrapped with HPKE for one officer or for the organisation."""
 
     __tablename__ = "key_wrap"
-    __table_args__ = (UniqueConstraint("report_id", "recipient", "officer_id", "purpose"),)
+    __table_args__ = (
+        UniqueConstraint("report_id", "recipient", "officer_id", "purpose"),
+        # An officer's keys, by purpose: what the case list's semi-join and counts read.
+        Index("ix_key_wrap_officer", "officer_id", "purpose", "report_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
     recipient: Mapped[Recipient] = mapped_column(_enum(Recipient, "recipient"))
-    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="CASCADE"), index=True)
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="CASCADE"))
     purpose: Mapped[KeyPurpose] = mapped_column(_enum(KeyPurpose, "key_purpose"))
     key_wrapped: Mapped[bytes] = mapped_column(LargeBinary)
 

@@ -472,7 +472,7 @@ def caseload(app, alice, bob) -> dict[str, str]:
         ("?sort=priority", ["urgent", "mine", "overdue", "closed"]),
         ("?sort=received", ["mine", "urgent", "overdue", "closed"]),
         ("?view=new&sort=acknowledge_by", ["overdue", "urgent"]),
-        ("?sort=status", ["mine", "closed", "urgent", "overdue"]),
+        ("?sort=status", ["urgent", "overdue", "mine", "closed"]),  # in the order of the workflow
         # Unknown views and sorts fall back to all cases, newest first.
         ("?view=archive", ["mine", "urgent", "overdue", "closed"]),
         ("?view=NEW&sort=secret", ["mine", "urgent", "overdue", "closed"]),

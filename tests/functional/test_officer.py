@@ -36,7 +36,7 @@ from tests.conftest import (
 from whistle import create_app
 from whistle.config import Settings
 from whistle.models import Officer
-from whistle.services import officers
+from whistle.services import cases, officers
 from whistle.services.context import Clock
 
 COOKIE = "whistle"
@@ -304,57 +304,108 @@ def test_idle_time_counts_from_the_last_request(app, alice):
 # --- pagination ----------------------------------------------------------------------
 
 
-def test_reports_are_listed_a_page_at_a_time(small_pages_app):
+def listed(response) -> list[str]:
+    return re.findall(r'href="/officer/reports/([0-9a-f]{32})"', response.get_data(as_text=True))
+
+
+def link(response, text: str) -> str | None:
+    """The address of the pagination link with this text, or None if the page has none."""
+    found = re.search(rf'<a href="([^"]*)"[^>]*>{text}</a>', response.get_data(as_text=True))
+    return found[1].replace("&amp;", "&") if found else None
+
+
+@pytest.fixture
+def five_reports(small_pages_app: Flask) -> FlaskClient:
+    """An officer's client on an app with pages of two, and five reports to page through."""
     app = small_pages_app
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # show the page a browser would get
     alice = add_officer(app, "Alice Officer", "alice@example.org", admin=True)
     reporter = app.test_client()
     for n in range(5):
         submit_report(reporter, what_happened=f"Concern number {n}")
-    officer = officer_client(app, alice)
+    return officer_client(app, alice)
 
-    pages = [officer.get(f"/officer/?page={n}") for n in (1, 2, 3)]
 
-    assert [p.status_code for p in pages] == [200, 200, 200]
-    rows = [re.findall(r'href="/officer/reports/([0-9a-f]{32})"', p.get_data(as_text=True)) for p in pages]
+def test_reports_are_listed_a_page_at_a_time(five_reports):
+    officer = five_reports
+
+    first = officer.get("/officer/")
+    second = officer.get(link(first, "Next page"))
+    third = officer.get(link(second, "Next page"))
+
+    assert [p.status_code for p in (first, second, third)] == [200, 200, 200]
+    rows = [listed(p) for p in (first, second, third)]
     assert [len(r) for r in rows] == [2, 2, 1]
     assert len({report for page in rows for report in page}) == 5
-    first, _second, third = (text_of(p.get_data(as_text=True)) for p in pages)
-    assert "5 reports you can open." in first
-    assert "Page 1 of 3" in first
-    assert "Next" in first
-    assert "Previous" not in first
-    assert "Page 3 of 3" in third
-    assert "Previous" in third
-    assert "Next" not in third
+    assert "5 reports you can open." in text_of(first.get_data(as_text=True))
+    assert link(first, "Previous page") is None and link(first, "First page") is None
+    assert link(third, "Next page") is None and link(third, "Last page") is None
+    # Back again, page by page, and straight to either end.
+    assert listed(officer.get(link(third, "Previous page"))) == rows[1]
+    assert listed(officer.get(link(second, "Previous page"))) == rows[0]
+    assert listed(officer.get(link(third, "First page"))) == rows[0]
+    last = officer.get(link(first, "Last page"))
+    assert listed(last) == [*rows[1], *rows[2]][-2:]  # the last page is full: the two oldest
+    assert link(last, "Next page") is None
+    assert listed(officer.get(link(last, "Previous page"))) == [*rows[0], *rows[1]][-3:-1]
 
 
-def test_odd_page_numbers_give_a_page_not_an_error(small_pages_app):
+def test_every_sort_pages_through_every_case_once_in_its_order(five_reports):
+    officer = five_reports
+    for sort in ("received", "priority", "status", "acknowledge_by", "feedback_by"):
+        seen, address = [], f"/officer/?sort={sort}"
+        while address:
+            response = officer.get(address)
+            seen += listed(response)
+            address = link(response, "Next page")
+        assert len(seen) == len(set(seen)) == 5, sort
+        backwards, address = [], link(officer.get(f"/officer/?sort={sort}"), "Last page")
+        while address:
+            response = officer.get(address)
+            backwards = listed(response) + [r for r in backwards if r not in listed(response)]
+            address = link(response, "Previous page")
+        assert backwards == seen, sort
+
+
+def test_odd_cursors_give_the_first_page_not_an_error(five_reports):
+    officer = five_reports
+    first = listed(officer.get("/officer/"))
+
+    malformed = [
+        "abc",
+        "",
+        "0",
+        "-3",
+        "1.5",
+        "0.2026-02-30.1",
+        "0.0000-01-01.1",
+        "0.2026-01-01.99999999999999999999",
+    ]
+    nowhere = ["99.2026-01-01.1"]  # a group no sort has
+    for direction in ("after", "before"):
+        for odd in [*malformed, *nowhere]:
+            response = officer.get(f"/officer/?{direction}={odd}")
+            assert response.status_code == 200, (direction, odd)
+            assert listed(response) == first, (direction, odd)
+    # Well made, but nothing lies beyond: the first page rather than an empty one.
+    for address in ("/officer/?after=0.1970-01-01.0", "/officer/?before=0.9999-12-31.999999999999999999"):
+        assert listed(officer.get(address)) == first, address
+    assert officer.get("/officer/?page=3").status_code == 200  # an address from before cursors
+
+
+def test_view_counts_stop_at_the_cap(small_pages_app, monkeypatch):
     app = small_pages_app
+    monkeypatch.setattr(cases, "COUNT_CAP", 3)
     alice = add_officer(app, "Alice Officer", "alice@example.org", admin=True)
     reporter = app.test_client()
-    for _ in range(5):
+    for _ in range(4):
         submit_report(reporter)
     officer = officer_client(app, alice)
 
-    beyond = officer.get("/officer/?page=999")
-    assert beyond.status_code == 200
-    assert "Page 3 of 3" in text_of(beyond.get_data(as_text=True))
-    assert len(re.findall(r'href="/officer/reports/', beyond.get_data(as_text=True))) == 1
-    for odd in ("abc", "0", "-3", "1.5", ""):
-        response = officer.get(f"/officer/?page={odd}")
-        assert response.status_code == 200, odd
-        assert "Page 1 of 3" in text_of(response.get_data(as_text=True)), odd
-        assert len(re.findall(r'href="/officer/reports/', response.get_data(as_text=True))) == 2, odd
+    page = text_of(officer.get("/officer/").get_data(as_text=True))
 
-
-def test_a_huge_page_number_is_not_a_server_error(app, alice):
-    app.config["PROPAGATE_EXCEPTIONS"] = False  # show the page a browser would get
-    submit_report(app.test_client())
-    officer = officer_client(app, alice)
-
-    response = officer.get("/officer/?page=99999999999999999999")
-
-    assert response.status_code < 500
+    assert "3+ reports you can open." in page
+    assert "New 3+ cases" in page
 
 
 # --- downloads -----------------------------------------------------------------------

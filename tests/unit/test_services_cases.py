@@ -163,6 +163,16 @@ def _in_view(db: Session, officer: Officer, view: cases.View, today: dt.date) ->
     return set(_ids(cases.list_cases(db, officer, today, view=view)))
 
 
+def _counts(db: Session, officer: Officer, today: dt.date) -> dict[cases.View, int]:
+    """The view counts, which are exact below the cap."""
+    tallies = cases.view_counts(db, officer, today)
+    assert not any(tally.more for tally in tallies.values())
+    return {view: tally.count for view, tally in tallies.items()}
+
+
+BEFORE, LAST = cases.Direction.BEFORE, cases.Direction.LAST
+
+
 def _wrapped_for(db: Session, report: Report, officer: Officer) -> set[KeyPurpose]:
     return set(
         db.scalars(
@@ -204,19 +214,25 @@ def test_list_cases_is_newest_first_paginated_and_only_what_the_officer_can_read
     hidden = _submit(db, store, keyring, policy, _answers(alice), today=dt.date(2024, 4, 1)).public_id
     today = dt.date(2024, 4, 2)
 
-    first = cases.list_cases(db, alice.officer, today, page=1, size=3)
+    first = cases.list_cases(db, alice.officer, today, size=3)
     assert _ids(first) == [newest, middle_second, middle_first]
-    assert (first.number, first.total, first.size, first.pages) == (1, 4, 3, 2)
+    assert first.previous is None
+    assert cases.count_cases(db, alice.officer, today, cases.View.ALL) == cases.Tally(4)
     assert (first.view, first.sort) == (cases.View.ALL, cases.Sort.RECEIVED)
-    second = cases.list_cases(db, alice.officer, today, page=2, size=3)
+    assert first.next is not None
+    second = cases.list_cases(db, alice.officer, today, size=3, cursor=first.next)
     assert _ids(second) == [oldest]
-    # A page past the end shows the last page rather than nothing.
-    assert cases.list_cases(db, alice.officer, today, page=3, size=3).rows == second.rows
-    assert cases.list_cases(db, alice.officer, today, page=0, size=3).number == 1
+    assert (second.previous, second.next) == (cases.Cursor.parse(str(second.previous)), None)
+    back = cases.list_cases(db, alice.officer, today, size=3, cursor=second.previous, direction=BEFORE)
+    assert _ids(back) == _ids(first)
+    assert back.previous is None  # nothing before the first page
+    last = cases.list_cases(db, alice.officer, today, size=3, direction=cases.Direction.LAST)
+    assert _ids(last) == [middle_second, middle_first, oldest]
+    assert last.next is None and last.previous is not None
 
-    everything = cases.list_cases(db, bob.officer, today, page=1, size=50)
+    everything = cases.list_cases(db, bob.officer, today, size=50)
     assert _ids(everything) == [hidden, newest, middle_second, middle_first, oldest]
-    assert hidden not in _ids(cases.list_cases(db, alice.officer, today, page=1, size=50))
+    assert hidden not in _ids(cases.list_cases(db, alice.officer, today, size=50))
 
     row = first.rows[0]
     assert row.received_on == dt.date(2024, 3, 5)
@@ -229,8 +245,10 @@ def test_list_cases_is_newest_first_paginated_and_only_what_the_officer_can_read
 def test_an_officer_with_no_reports_gets_one_empty_page(
     db: Session, policy: Policy, make_officer: MakeOfficer
 ) -> None:
-    page = cases.list_cases(db, make_officer("Alice Officer").officer, RECEIVED, page=1, size=50)
-    assert (page.rows, page.total, page.pages) == ([], 0, 1)
+    page_officer = make_officer("Alice Officer").officer
+    page = cases.list_cases(db, page_officer, RECEIVED, size=50)
+    assert (page.rows, page.previous, page.next) == ([], None, None)
+    assert str(cases.count_cases(db, page_officer, RECEIVED, cases.View.ALL)) == "0"
 
 
 # --- opening a case (moved from test_services_reports) ------------------------------
@@ -545,10 +563,10 @@ def test_each_view_holds_the_cases_it_names_and_the_counts_agree(
     }
     for view, members in expected.items():
         assert _in_view(db, alice.officer, view, TODAY) == members, view
-    assert cases.view_counts(db, alice.officer, TODAY) == {view: len(m) for view, m in expected.items()}
+    assert _counts(db, alice.officer, TODAY) == {view: len(m) for view, m in expected.items()}
 
     # Bob may see the hidden case; his own views differ only where the case is his.
-    assert cases.view_counts(db, bob.officer, TODAY) == {
+    assert _counts(db, bob.officer, TODAY) == {
         cases.View.ALL: 9,
         cases.View.NEW: 4,
         cases.View.MINE: 1,
@@ -583,10 +601,15 @@ def test_a_view_is_paginated_on_its_own_total(
     for day in range(1, 4):
         _submit(db, store, keyring, policy, today=dt.date(2024, 2, day))
 
-    last = cases.list_cases(db, alice.officer, TODAY, view=cases.View.URGENT, page=9, size=2)
-    assert (last.number, last.total, last.pages, len(last.rows)) == (3, 5, 3, 1)
-    assert last.rows[0].received_on == dt.date(2024, 2, 1)
+    last = cases.list_cases(db, alice.officer, TODAY, view=cases.View.URGENT, size=2, direction=LAST)
+    assert len(last.rows) == 2
+    assert cases.count_cases(db, alice.officer, TODAY, cases.View.URGENT) == cases.Tally(5)
+    assert [row.received_on for row in last.rows] == [dt.date(2024, 2, 2), dt.date(2024, 2, 1)]
     assert all(row.priority is Priority.URGENT for row in last.rows)
+    before = cases.list_cases(
+        db, alice.officer, TODAY, view=cases.View.URGENT, size=2, cursor=last.previous, direction=BEFORE
+    )
+    assert [row.received_on for row in before.rows] == [dt.date(2024, 2, 4), dt.date(2024, 2, 3)]
 
 
 @pytest.mark.parametrize(
@@ -715,7 +738,7 @@ def test_a_closed_case_is_never_overdue_nor_due(
     for today in (RECEIVED, dt.date(2024, 4, 30), dt.date(2024, 5, 1), dt.date(2030, 1, 1)):
         row = _row(db, alice.officer, public_id, today)
         assert (row.status, row.overdue, row.due_soon) == (ReportStatus.CLOSED, False, False)
-        counts = cases.view_counts(db, alice.officer, today)
+        counts = _counts(db, alice.officer, today)
         assert counts[cases.View.ALL] == 1
         assert {view: n for view, n in counts.items() if view is not cases.View.ALL} == dict.fromkeys(
             [v for v in cases.View if v is not cases.View.ALL], 0
@@ -766,8 +789,8 @@ def sortable(
         (cases.Sort.ACKNOWLEDGE_BY, ["normal-new", "low", "normal-old", "high", "urgent"]),
         # Acknowledged ones three months from acknowledging, the others from the acknowledgement deadline.
         (cases.Sort.FEEDBACK_BY, ["normal-old", "high", "urgent", "normal-new", "low"]),
-        # By the status's name (Acknowledged, Awaiting reporter, Investigating, New), newest first within.
-        (cases.Sort.STATUS, ["normal-old", "urgent", "high", "low", "normal-new"]),
+        # In the order of the workflow (new, acknowledged, ..., awaiting reporter), newest first within.
+        (cases.Sort.STATUS, ["low", "normal-new", "normal-old", "high", "urgent"]),
     ],
 )
 def test_each_sort_orders_the_list(
@@ -778,9 +801,13 @@ def test_each_sort_orders_the_list(
     names = {public_id: name for name, public_id in ids.items()}
     assert [names[public_id] for public_id in _ids(page)] == order
     assert page.sort is sort
-    # A sort applies before the page is cut, not within a page.
-    first_two = cases.list_cases(db, alice.officer, TODAY, sort=sort, page=1, size=2)
+    # A sort applies before the page is cut, not within a page, and the next pages carry on in order.
+    first_two = cases.list_cases(db, alice.officer, TODAY, sort=sort, size=2)
     assert [names[i] for i in _ids(first_two)] == order[:2]
+    next_two = cases.list_cases(db, alice.officer, TODAY, sort=sort, size=2, cursor=first_two.next)
+    assert [names[i] for i in _ids(next_two)] == order[2:4]
+    last_two = cases.list_cases(db, alice.officer, TODAY, sort=sort, size=2, direction=LAST)
+    assert [names[i] for i in _ids(last_two)] == order[3:]
 
 
 @pytest.mark.parametrize("sort", [cases.Sort.ACKNOWLEDGE_BY, cases.Sort.FEEDBACK_BY])
@@ -1293,8 +1320,8 @@ def test_revoking_removes_both_keys_and_the_lead(
     db.expire_all()
     assert _wrapped_for(db, report, bob.officer) == set()
     assert _report(db, public_id).assignee_id is None
-    assert cases.list_cases(db, bob.officer, RECEIVED).total == 0
-    assert cases.view_counts(db, bob.officer, RECEIVED) == dict.fromkeys(cases.View, 0)
+    assert cases.list_cases(db, bob.officer, RECEIVED).rows == []
+    assert _counts(db, bob.officer, RECEIVED) == dict.fromkeys(cases.View, 0)
     with pytest.raises(ReportNotFound):
         cases.open_case(db, _actor(bob), public_id, policy, _at(dt.date(2024, 2, 1)))
     case = cases.open_case(db, _actor(alice), public_id, policy, _at(dt.date(2024, 2, 1)))
@@ -1406,7 +1433,7 @@ def test_an_excluded_officer_finds_no_trace_in_any_list_or_count_and_reaches_not
         assert kept not in _in_view(db, bob.officer, view, TODAY), view
         for sort in cases.Sort:
             assert kept not in _ids(cases.list_cases(db, bob.officer, TODAY, view=view, sort=sort))
-    assert cases.view_counts(db, bob.officer, TODAY) == {
+    assert _counts(db, bob.officer, TODAY) == {
         cases.View.ALL: 1,
         cases.View.NEW: 1,
         cases.View.MINE: 0,

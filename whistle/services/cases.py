@@ -11,11 +11,26 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Select, and_, case, delete, func, not_, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import (
+    ColumnElement,
+    Date,
+    Select,
+    and_,
+    delete,
+    func,
+    literal,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.orm import InstrumentedAttribute, Session, load_only, selectinload
 
 from whistle import audit, crypto
 from whistle.models import (
@@ -138,21 +153,6 @@ class CaseRow:
 
 
 @dataclass(frozen=True)
-class CasePage:
-    rows: list[CaseRow]
-    number: int
-    total: int
-    size: int
-    view: View
-    sort: Sort
-    label: str | None = None
-
-    @property
-    def pages(self) -> int:
-        return max(1, -(-self.total // self.size))
-
-
-@dataclass(frozen=True)
 class NoteView:
     author: str | None
     written_at: dt.datetime
@@ -199,28 +199,45 @@ class OfficerCase:
 
 
 def _open_case() -> ColumnElement[bool]:
-    return Report.status != ReportStatus.CLOSED
+    # A literal, not a bound parameter: the partial indexes of open cases are
+    # only used when the query's condition is theirs word for word.
+    return Report.status != literal_column("'closed'")
+
+
+def _ack_running() -> ColumnElement[bool]:
+    """Still to acknowledge: the condition of the index ix_report_acknowledge_running, word for word."""
+    return and_(_open_case(), Report.acknowledged_on.is_(None))
+
+
+def _feedback_running() -> ColumnElement[bool]:
+    """Feedback still to give: the condition of the index ix_report_feedback_running, word for word."""
+    return and_(_open_case(), Report.feedback_given_on.is_(None))
+
+
+def _ack_late(today: dt.date) -> ColumnElement[bool]:
+    return and_(_ack_running(), Report.acknowledge_by < today)
+
+
+def _feedback_late(today: dt.date) -> ColumnElement[bool]:
+    return and_(_feedback_running(), Report.feedback_by < today)
 
 
 def _overdue(today: dt.date) -> ColumnElement[bool]:
-    return and_(
-        _open_case(),
-        or_(
-            and_(Report.acknowledged_on.is_(None), Report.acknowledge_by < today),
-            and_(Report.feedback_given_on.is_(None), Report.feedback_by < today),
-        ),
-    )
+    # Each branch is one range of a partial index, so the view reads the late cases only.
+    return or_(_ack_late(today), _feedback_late(today))
 
 
 def _due_soon(today: dt.date) -> ColumnElement[bool]:
+    """Open, not overdue, and a deadline still to meet falls within the week.
+
+    Written as two ranges of a week on the running-deadline indexes: a case
+    whose acknowledgement is due this week is due soon unless its feedback
+    is already late, and the other way round.
+    """
     horizon = today + DUE_SOON
-    return and_(
-        _open_case(),
-        not_(_overdue(today)),
-        or_(
-            and_(Report.acknowledged_on.is_(None), Report.acknowledge_by <= horizon),
-            and_(Report.feedback_given_on.is_(None), Report.feedback_by <= horizon),
-        ),
+    return or_(
+        and_(_ack_running(), Report.acknowledge_by.between(today, horizon), not_(_feedback_late(today))),
+        and_(_feedback_running(), Report.feedback_by.between(today, horizon), not_(_ack_late(today))),
     )
 
 
@@ -252,15 +269,45 @@ def _is_due_soon(report: Report, today: dt.date) -> bool:
 
 
 # --- lists -----------------------------------------------------------------------
+#
+# The list never decrypts anything and never counts or skips through every case:
+# it reads one page from where the last one ended (keyset pagination), driven by
+# an index on the clear workflow fields, and view counts stop at COUNT_CAP. So a
+# page costs the same with a hundred cases as with a hundred thousand.
+
+#: View counts stop here ("1,000+"): beyond it, an exact figure would mean reading every case.
+COUNT_CAP = 1000
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many cases a view holds, exactly up to :data:`COUNT_CAP`."""
+
+    count: int
+    more: bool = False
+
+    def __str__(self) -> str:
+        return f"{COUNT_CAP:,}+" if self.more else f"{self.count:,}"
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+
+def _readable(officer: Officer) -> ColumnElement[bool]:
+    return (
+        select(KeyWrap.id)
+        .where(
+            KeyWrap.report_id == Report.id,
+            KeyWrap.officer_id == officer.id,
+            KeyWrap.purpose == KeyPurpose.DATA,
+        )
+        .exists()
+    )
 
 
 def readable_by(officer: Officer) -> Select[Report]:
     """Reports this officer holds a key for: the only ones they can ever see."""
-    return (
-        select(Report)
-        .join(KeyWrap, KeyWrap.report_id == Report.id)
-        .where(KeyWrap.officer_id == officer.id, KeyWrap.purpose == KeyPurpose.DATA)
-    )
+    return select(Report).where(_readable(officer))
 
 
 def _in_view(query: Select[Report], view: View, officer: Officer, today: dt.date) -> Select[Report]:
@@ -277,21 +324,148 @@ def _in_view(query: Select[Report], view: View, officer: Officer, today: dt.date
     return query
 
 
-_PRIORITY_ORDER = case(
-    {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2, Priority.LOW: 3}, value=Report.priority
-)
-_SORTS = {
-    Sort.RECEIVED: (Report.received_on.desc(), Report.id.desc()),
-    Sort.PRIORITY: (_PRIORITY_ORDER, Report.received_on.desc(), Report.id.desc()),
-    # Deadlines still running come first; met ones (done, given, closed) after them.
-    Sort.ACKNOWLEDGE_BY: (Report.acknowledged_on.is_not(None), Report.acknowledge_by, Report.id),
-    Sort.FEEDBACK_BY: (
-        or_(Report.feedback_given_on.is_not(None), Report.status == ReportStatus.CLOSED),
-        Report.feedback_by,
-        Report.id,
+@dataclass(frozen=True)
+class _Order:
+    """A sort order: groups of cases in turn, each ordered by ``key`` then id in one direction.
+
+    Each group is a separate indexed range, so that sorting by priority or
+    status costs a few short index reads, not a sort of every case.
+    """
+
+    groups: tuple[ColumnElement[bool], ...]
+    key: InstrumentedAttribute[dt.date]
+    descending: bool
+
+
+_ORDERS = {
+    Sort.RECEIVED: _Order((true(),), Report.received_on, descending=True),
+    Sort.PRIORITY: _Order(tuple(Report.priority == p for p in Priority), Report.received_on, descending=True),
+    Sort.STATUS: _Order(tuple(Report.status == s for s in ReportStatus), Report.received_on, descending=True),
+    # Deadlines still running come first, soonest first; met ones (done, given, closed) after them.
+    Sort.ACKNOWLEDGE_BY: _Order(
+        (_ack_running(), not_(_ack_running())), Report.acknowledge_by, descending=False
     ),
-    Sort.STATUS: (Report.status, Report.received_on.desc(), Report.id.desc()),
+    Sort.FEEDBACK_BY: _Order(
+        (_feedback_running(), not_(_feedback_running())), Report.feedback_by, descending=False
+    ),
 }
+
+_CURSOR = re.compile(r"(\d{1,2})\.(\d{4}-\d{2}-\d{2})\.(\d{1,18})")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A place in a sorted list: a case's group, sort key and id. Not secret, and checked on use."""
+
+    group: int
+    key: dt.date
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.group}.{self.key.isoformat()}.{self.id}"
+
+    @classmethod
+    def parse(cls, text: str | None) -> Cursor | None:
+        """The cursor a link carries, or None for anything else (which gives the first page)."""
+        match = _CURSOR.fullmatch(text or "")
+        if match is None:
+            return None
+        try:
+            return cls(int(match[1]), dt.date.fromisoformat(match[2]), int(match[3]))
+        except ValueError:
+            return None
+
+
+class Direction(enum.StrEnum):
+    """Which way a page is read from its cursor."""
+
+    AFTER = "after"  # the next page: the cases after the cursor
+    BEFORE = "before"  # the previous page: the cases before it
+    LAST = "last"  # the last page (no cursor)
+
+
+@dataclass(frozen=True)
+class CasePage:
+    rows: list[CaseRow]
+    view: View
+    sort: Sort
+    label: str | None = None
+    #: Cursors for the previous and next pages, or None where there is none.
+    previous: Cursor | None = None
+    next: Cursor | None = None
+
+    @property
+    def first(self) -> bool:
+        return self.previous is None
+
+
+def _after(order: _Order, cursor: Cursor, forward: bool) -> ColumnElement[bool]:
+    """Within the cursor's group: the cases that come after it in the direction of reading."""
+    here = tuple_(order.key, Report.id)
+    there = tuple_(literal(cursor.key, Date), literal(cursor.id))
+    return here < there if order.descending == forward else here > there
+
+
+def _read(
+    db: Session, query: Select[Report], order: _Order, cursor: Cursor | None, forward: bool, limit: int
+) -> list[tuple[Cursor, Report]]:
+    """Up to ``limit`` cases from the cursor onwards (or from an end), in the direction of reading."""
+    key_order = order.key.desc() if order.descending == forward else order.key.asc()
+    id_order = Report.id.desc() if order.descending == forward else Report.id.asc()
+    found: list[tuple[Cursor, Report]] = []
+    groups = list(enumerate(order.groups))
+    for index, group in groups if forward else reversed(groups):
+        if cursor is not None and (index < cursor.group if forward else index > cursor.group):
+            continue
+        page = query.where(group)
+        if cursor is not None and index == cursor.group:
+            page = page.where(_after(order, cursor, forward))
+        for report in db.scalars(page.order_by(key_order, id_order).limit(limit - len(found))):
+            found.append((Cursor(index, getattr(report, order.key.key), report.id), report))
+        if len(found) >= limit:
+            break
+    return found
+
+
+#: The columns a list row shows: none of the sealed ones is read.
+_ROW_COLUMNS = (
+    Report.public_id,
+    Report.received_on,
+    Report.status,
+    Report.priority,
+    Report.assignee_id,
+    Report.unread_reporter_messages,
+    Report.first_read_on,
+    Report.acknowledged_on,
+    Report.acknowledge_by,
+    Report.feedback_given_on,
+    Report.feedback_by,
+)
+
+
+def _row(report: Report, today: dt.date) -> CaseRow:
+    return CaseRow(
+        public_id=report.public_id,
+        received_on=report.received_on,
+        status=report.status,
+        priority=report.priority,
+        assignee=report.assignee.display_name if report.assignee else None,
+        unread_reporter_messages=report.unread_reporter_messages,
+        read=report.first_read_on is not None,
+        acknowledge_by=report.acknowledge_by if report.acknowledged_on is None else None,
+        feedback_by=report.feedback_by if report.feedback_given_on is None else None,
+        overdue=_is_overdue(report, today),
+        due_soon=_is_due_soon(report, today),
+        labels=[lab.name for lab in report.labels],
+    )
+
+
+def view_query(officer: Officer, today: dt.date, view: View, label: str | None) -> Select[Report]:
+    """The cases of a view (with a label, or not) that this officer can read, in no order."""
+    query = _in_view(readable_by(officer), view, officer, today)
+    if label:
+        query = query.where(Report.labels.any(Label.name == label))
+    return query
 
 
 def list_cases(
@@ -301,45 +475,59 @@ def list_cases(
     *,
     view: View = View.ALL,
     sort: Sort = Sort.RECEIVED,
-    page: int = 1,
     size: int = 50,
     label: str | None = None,
+    cursor: Cursor | None = None,
+    direction: Direction = Direction.AFTER,
 ) -> CasePage:
-    """One page of a view, filtered and sorted on clear workflow fields only."""
-    query = _in_view(readable_by(officer), view, officer, today)
-    if label:
-        query = query.where(Report.labels.any(Label.name == label))
-    total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-    page = min(max(1, page), max(1, -(-total // size)))
-    reports = db.scalars(query.order_by(*_SORTS[sort]).offset((page - 1) * size).limit(size))
-    rows = [
-        CaseRow(
-            public_id=report.public_id,
-            received_on=report.received_on,
-            status=report.status,
-            priority=report.priority,
-            assignee=report.assignee.display_name if report.assignee else None,
-            unread_reporter_messages=report.unread_reporter_messages,
-            read=report.first_read_on is not None,
-            acknowledge_by=report.acknowledge_by if report.acknowledged_on is None else None,
-            feedback_by=report.feedback_by if report.feedback_given_on is None else None,
-            overdue=_is_overdue(report, today),
-            due_soon=_is_due_soon(report, today),
-            labels=[lab.name for lab in report.labels],
+    """One page of a view, filtered and sorted on clear workflow fields only.
+
+    Without a cursor, the first page (or the last, for :attr:`Direction.LAST`);
+    with one, the page after or before it. A cursor that leads nowhere (the
+    cases around it have changed) gives the first page.
+    """
+    order = _ORDERS[sort]
+    if cursor is not None and cursor.group >= len(order.groups):
+        cursor, direction = None, Direction.AFTER  # not a place in this order: the first page
+    query = view_query(officer, today, view, label).options(
+        load_only(*_ROW_COLUMNS),
+        selectinload(Report.labels),
+        selectinload(Report.assignee).load_only(Officer.display_name),
+    )
+    if direction is Direction.AFTER or (direction is Direction.BEFORE and cursor is None):
+        found = _read(db, query, order, cursor, forward=True, limit=size + 1)
+        if cursor is not None and not found:
+            return list_cases(db, officer, today, view=view, sort=sort, size=size, label=label)
+        more, found = len(found) > size, found[:size]
+        previous = found[0][0] if cursor is not None else None
+        following = found[-1][0] if more else None
+    else:
+        found = _read(db, query, order, cursor if direction is Direction.BEFORE else None, False, size + 1)
+        if cursor is not None and not found:
+            return list_cases(db, officer, today, view=view, sort=sort, size=size, label=label)
+        more, found = len(found) > size, found[:size][::-1]
+        previous = found[0][0] if more else None
+        following = found[-1][0] if direction is Direction.BEFORE and found else None
+    rows = [_row(report, today) for _, report in found]
+    return CasePage(rows, view, sort, label, previous=previous, next=following)
+
+
+def count_cases(db: Session, officer: Officer, today: dt.date, view: View, label: str | None = None) -> Tally:
+    """How many cases a view (with a label, or not) holds for this officer, up to :data:`COUNT_CAP`."""
+    if view is View.ALL and not label:
+        # Every case the officer holds a key for: the keys alone say it, without reading a report.
+        ids = select(KeyWrap.report_id).where(
+            KeyWrap.officer_id == officer.id, KeyWrap.purpose == KeyPurpose.DATA
         )
-        for report in reports
-    ]
-    return CasePage(rows, page, total, size, view, sort, label)
+    else:
+        ids = view_query(officer, today, view, label).with_only_columns(Report.id)
+    counted = db.scalar(select(func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery())) or 0
+    return Tally(min(counted, COUNT_CAP), more=counted > COUNT_CAP)
 
 
-def view_counts(db: Session, officer: Officer, today: dt.date) -> dict[View, int]:
-    """How many cases each view holds, for this officer only."""
-    base = readable_by(officer)
-    return {
-        view: db.scalar(select(func.count()).select_from(_in_view(base, view, officer, today).subquery()))
-        or 0
-        for view in View
-    }
+def view_counts(db: Session, officer: Officer, today: dt.date) -> dict[View, Tally]:
+    """How many cases each view holds, for this officer only (up to :data:`COUNT_CAP`)."""
+    return {view: count_cases(db, officer, today, view) for view in View}
 
 
 # --- one case --------------------------------------------------------------------

@@ -182,22 +182,34 @@ def _choice(enum_type: type[Any], value: str | None, default: Any) -> Any:
 
 @bp.get("/")
 def list_reports() -> str:
+    """A page of a view: the first, the last (``?last=1``), or the one after or before a cursor."""
     rt = runtime()
     today = rt.clock.today()
+    if "last" in request.args:
+        cursor, direction = None, cases.Direction.LAST
+    elif "before" in request.args:
+        cursor, direction = cases.Cursor.parse(request.args["before"]), cases.Direction.BEFORE
+    else:
+        cursor, direction = cases.Cursor.parse(request.args.get("after")), cases.Direction.AFTER
     page = cases.list_cases(
         db(),
         g.officer,
         today,
         view=_choice(cases.View, request.args.get("view"), cases.View.ALL),
         sort=_choice(cases.Sort, request.args.get("sort"), cases.Sort.RECEIVED),
-        page=request.args.get("page", 1, type=int) or 1,
         size=rt.settings.page_size,
         label=request.args.get("label") or None,
+        cursor=cursor,
+        direction=direction,
     )
+    counts = cases.view_counts(db(), g.officer, today)
     return render_template(
         "officer/list_reports.html",
         page=page,
-        counts=cases.view_counts(db(), g.officer, today),
+        total=cases.count_cases(db(), g.officer, today, page.view, page.label)
+        if page.label
+        else counts[page.view],
+        counts=counts,
         labels=cases.label_names(db()),
         views=cases.VIEW_LABELS,
         statuses=reports.STATUS_FOR_OFFICER,
