@@ -9,8 +9,10 @@ and ``view_counts``), to show where the time of a request goes.
 
 from __future__ import annotations
 
+import cProfile
 import datetime as dt
 import os
+import pstats
 import shutil
 import subprocess
 import sys
@@ -79,6 +81,8 @@ class Size:
     counts_service: list[float] = field(default_factory=list)
     #: The other sorts of each view, first and last page: (view, sort, page) -> times.
     other_sorts: dict[tuple[cases.View, cases.Sort, str], Cell] = field(default_factory=dict)
+    #: Share of the first pages' time by part of the stack (cProfile's own time).
+    profile: dict[str, float] = field(default_factory=dict)
 
 
 def seed(instance: Instance, count: int) -> float:
@@ -130,6 +134,35 @@ def _time(client: FlaskClient, url: str, cell: Cell, rounds: int) -> None:
             break  # slow pages: fewer rounds, or the benchmark would take hours
 
 
+#: Where a function's own time is counted, by the file it lives in (the first that matches).
+PROFILE_BUCKETS = (
+    ("database driver", ("sqlite3", "psycopg")),
+    ("SQLAlchemy", ("sqlalchemy",)),
+    ("templates (Jinja2)", ("jinja2", "templates/", "<template>")),
+    ("Flask and Werkzeug", ("flask", "werkzeug")),
+    ("cryptography", ("cryptography", "argon2")),
+    ("Whistle", ("whistle",)),
+)
+
+
+def _profile(client: FlaskClient, urls: list[str], rounds: int = 5) -> dict[str, float]:
+    """The share of a request's time spent in each part of the stack (own time, from cProfile)."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(rounds):
+        for url in urls:
+            client.get(url)
+    profiler.disable()
+    shares: dict[str, float] = {}
+    stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
+    for (filename, _line, function), (_calls, _primitive, own, _cumulative, _callers) in stats.items():
+        where = f"{filename} {function}"
+        bucket = next((name for name, marks in PROFILE_BUCKETS if any(m in where for m in marks)), "other")
+        shares[bucket] = shares.get(bucket, 0.0) + own
+    total = sum(shares.values()) or 1.0
+    return {name: spent / total for name, spent in sorted(shares.items(), key=lambda item: -item[1])}
+
+
 def measure(instance: Instance, email: str, size: Size, rounds: int) -> None:
     app = create_app(Settings.load(instance.path))
     rt: Runtime = app.extensions["whistle"]
@@ -164,6 +197,7 @@ def measure(instance: Instance, email: str, size: Size, rounds: int) -> None:
                 if turn:
                     size.list_service.append(listed)
                     size.counts_service.append(counted)
+        size.profile = _profile(client, [f"/officer/?view={view.value}" for view in cases.View])
     finally:
         rt.engine.dispose()
 
@@ -263,6 +297,11 @@ def _write(kind: str, sizes: list[Size], rounds: int, results: Path | None) -> N
         f"{largest.cases:,} cases {growth:.1f}x (goal within {GOAL_GROWTH}x: "
         f"**{'met' if growth <= GOAL_GROWTH else 'not met'}**). "
         f"Seeding up to each size took {', '.join(f'{s.seed_seconds:.0f} s' for s in sizes)}.",
+        "",
+        f"Where the time of a request goes at {largest.cases:,} cases (cProfile, own time of each "
+        "function, the first page of every view): "
+        + ", ".join(f"{name} {share:.0%}" for name, share in largest.profile.items())
+        + ".",
         "",
         "The services alone, median ms (`list_cases` for the last page of all cases / `view_counts`): "
         + "; ".join(

@@ -31,6 +31,7 @@ from sqlalchemy import (
     tuple_,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session, load_only, selectinload
+from sqlalchemy.sql.selectable import ScalarSelect
 
 from whistle import audit, crypto
 from whistle.models import (
@@ -512,8 +513,7 @@ def list_cases(
     return CasePage(rows, view, sort, label, previous=previous, next=following)
 
 
-def count_cases(db: Session, officer: Officer, today: dt.date, view: View, label: str | None = None) -> Tally:
-    """How many cases a view (with a label, or not) holds for this officer, up to :data:`COUNT_CAP`."""
+def _capped_count(officer: Officer, today: dt.date, view: View, label: str | None) -> ScalarSelect[int]:
     if view is View.ALL and not label:
         # Every case the officer holds a key for: the keys alone say it, without reading a report.
         ids = select(KeyWrap.report_id).where(
@@ -521,13 +521,22 @@ def count_cases(db: Session, officer: Officer, today: dt.date, view: View, label
         )
     else:
         ids = view_query(officer, today, view, label).with_only_columns(Report.id)
-    counted = db.scalar(select(func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery())) or 0
-    return Tally(min(counted, COUNT_CAP), more=counted > COUNT_CAP)
+    return select(func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery()).scalar_subquery()
+
+
+def _tally(counted: int | None) -> Tally:
+    return Tally(min(counted or 0, COUNT_CAP), more=(counted or 0) > COUNT_CAP)
+
+
+def count_cases(db: Session, officer: Officer, today: dt.date, view: View, label: str | None = None) -> Tally:
+    """How many cases a view (with a label, or not) holds for this officer, up to :data:`COUNT_CAP`."""
+    return _tally(db.scalar(select(_capped_count(officer, today, view, label))))
 
 
 def view_counts(db: Session, officer: Officer, today: dt.date) -> dict[View, Tally]:
-    """How many cases each view holds, for this officer only (up to :data:`COUNT_CAP`)."""
-    return {view: count_cases(db, officer, today, view) for view in View}
+    """How many cases each view holds, for this officer only (up to :data:`COUNT_CAP`), in one query."""
+    counted = db.execute(select(*(_capped_count(officer, today, view, None) for view in View))).one()
+    return {view: _tally(n) for view, n in zip(View, counted, strict=True)}
 
 
 # --- one case --------------------------------------------------------------------
