@@ -521,11 +521,16 @@ def receipt_on(page: Page) -> str:
 
 
 def pattern(marker: bytes, size: int, piece: int = 1024 * 1024) -> Iterator[bytes]:
-    """``size`` bytes of ``marker`` repeated, in pieces of ``piece`` bytes."""
-    block = marker * (piece // len(marker) + 1)
+    """``size`` bytes of ``marker`` repeated, in pieces of ``piece`` bytes.
+
+    The bytes are the same whatever the piece size: each piece carries on
+    from where the marker stood at the end of the last one.
+    """
+    block = marker * (piece // len(marker) + 2)
     sent = 0
     while sent < size:
-        chunk = block[: min(piece, size - sent)]
+        start = sent % len(marker)
+        chunk = block[start : start + min(piece, size - sent)]
         sent += len(chunk)
         yield chunk
 
