@@ -272,15 +272,18 @@ class Reply:
 
 
 class Client:
-    """One visitor with its own cookies: a fresh connection a request, redirects not followed."""
+    """One visitor with its own cookies, redirects not followed: a fresh connection a request,
+    or with ``keep_alive`` one connection kept open between requests, as a browser does."""
 
-    def __init__(self, port: int, timeout: float = 60.0) -> None:
+    def __init__(self, port: int, timeout: float = 60.0, keep_alive: bool = False) -> None:
         self.port = port
         self.timeout = timeout
+        self.keep_alive = keep_alive
         self.cookies: dict[str, str] = {}
+        self._connection: http.client.HTTPConnection | None = None
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        headers = {"Connection": "close", **(extra or {})}
+        headers = {**({} if self.keep_alive else {"Connection": "close"}), **(extra or {})}
         if self.cookies:
             headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         return headers
@@ -302,15 +305,54 @@ class Client:
         body: bytes | Iterable[bytes] | None = None,
         headers: dict[str, str] | None = None,
     ) -> Reply:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
-        try:
-            connection.request(method, path, body=body, headers=self.headers(headers))
-            response = connection.getresponse()
-            reply = Reply(response.status, response.headers, response.read())
-        finally:
-            connection.close()
+        if self.keep_alive:
+            reply = self._on_kept_connection(method, path, body, headers)
+        else:
+            connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            try:
+                reply = self._exchange(connection, method, path, body, headers)
+            finally:
+                connection.close()
         self._remember(reply.headers)
         return reply
+
+    def _exchange(
+        self,
+        connection: http.client.HTTPConnection,
+        method: str,
+        path: str,
+        body: bytes | Iterable[bytes] | None,
+        headers: dict[str, str] | None,
+    ) -> Reply:
+        connection.request(method, path, body=body, headers=self.headers(headers))
+        response = connection.getresponse()
+        return Reply(response.status, response.headers, response.read())
+
+    def _on_kept_connection(
+        self, method: str, path: str, body: bytes | Iterable[bytes] | None, headers: dict[str, str] | None
+    ) -> Reply:
+        """A request on the kept connection; if the server had closed it meanwhile (its keep-alive
+        timeout), once more on a new one, as browsers do. A body given as pieces is sent once only."""
+        reused = self._connection is not None
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+        try:
+            return self._exchange(self._connection, method, path, body, headers)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            self.close()
+            if not reused or not (body is None or isinstance(body, bytes)):
+                raise
+            self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            return self._exchange(self._connection, method, path, body, headers)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the kept connection, if there is one."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     def get(self, path: str) -> Reply:
         return self.request("GET", path)

@@ -8,10 +8,18 @@ backing off: an attacker does not back off). Every answer is checked: a
 wrong receipt must get 422 (not found), a report 200, the landing page 200;
 429 (rate limit) and 503 (too many derivations at once) are the deliberate
 refusals; anything else, or an error or timeout, is a failure.
+
+Every client keeps its connection open between requests, as browsers do (a
+new TCP connection a request cost the clients and the server more than the
+answers did). The clients run on the same cores as the server: the CPU time
+of the server's workers, of the attacking clients and of the landing-page
+visitor is measured and reported.
 """
 
 from __future__ import annotations
 
+import os
+import resource
 import shutil
 import threading
 import time
@@ -49,6 +57,13 @@ class Phase:
     landing_ms: list[float] = field(default_factory=list)
     statuses: dict[str, Counter[int | str]] = field(default_factory=dict)
     seconds: float = 0.0
+    #: CPU seconds used meanwhile by the server's workers, the attackers' process and the visitor's.
+    server_cpu: float = 0.0
+    attackers_cpu: float = 0.0
+    visitor_cpu: float = 0.0
+
+    def answers(self) -> int:
+        return sum(sum(counter.values()) for counter in self.statuses.values())
 
     def count(self, kind: str, status: int | str) -> None:
         self.statuses.setdefault(kind, Counter())[status] += 1
@@ -64,7 +79,8 @@ class Phase:
 
 
 def _landing(port: int, phase: Phase, stop: threading.Event) -> None:
-    client = Client(port, timeout=30)
+    cpu = time.thread_time()
+    client = Client(port, timeout=30, keep_alive=True)
     while not stop.is_set():
         started = time.perf_counter()
         try:
@@ -75,10 +91,11 @@ def _landing(port: int, phase: Phase, stop: threading.Event) -> None:
             phase.landing_ms.append((time.perf_counter() - started) * 1000)
         phase.count("landing", status)
         stop.wait(0.05)
+    phase.visitor_cpu = time.thread_time() - cpu
 
 
 def _wrong_receipts(port: int, phase: Phase, stop: threading.Event) -> None:
-    client = Client(port, timeout=30)
+    client = Client(port, timeout=30, keep_alive=True)
     token = csrf_token(client.get("/follow-up").text)
     while not stop.is_set():
         try:
@@ -91,7 +108,7 @@ def _wrong_receipts(port: int, phase: Phase, stop: threading.Event) -> None:
 
 
 def _submissions(port: int, phase: Phase, stop: threading.Event) -> None:
-    client = Client(port, timeout=30)
+    client = Client(port, timeout=30, keep_alive=True)
     token = csrf_token(client.get("/report").text)
     while not stop.is_set():
         fields = [("csrf_token", token), *REPORT_FIELDS]
@@ -102,17 +119,27 @@ def _submissions(port: int, phase: Phase, stop: threading.Event) -> None:
         phase.count("report", status)
 
 
-def run_phase(port: int, name: str, seconds: float, loaded: bool) -> Phase:
+def _cpu_seconds() -> float:
+    """CPU seconds this process (all its threads) has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU seconds another process (all its threads) has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_phase(port: int, name: str, seconds: float, loaded: bool, workers: list[int] | None = None) -> Phase:
     phase = Phase(name)
     stop = threading.Event()
     threads = [threading.Thread(target=_landing, args=(port, phase, stop))]
     if loaded:
-        threads += [
-            threading.Thread(target=_wrong_receipts, args=(port, phase, stop)) for _ in range(RECEIPT_CLIENTS)
-        ]
-        threads += [
-            threading.Thread(target=_submissions, args=(port, phase, stop)) for _ in range(SUBMIT_CLIENTS)
-        ]
+        kinds = [_wrong_receipts] * RECEIPT_CLIENTS + [_submissions] * SUBMIT_CLIENTS
+        threads += [threading.Thread(target=kind, args=(port, phase, stop)) for kind in kinds]
+    server_cpu = sum(_process_cpu(pid) for pid in workers or [])
+    clients_cpu = _cpu_seconds()
     started = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -121,6 +148,8 @@ def run_phase(port: int, name: str, seconds: float, loaded: bool) -> Phase:
     for thread in threads:
         thread.join(timeout=60)
     phase.seconds = time.perf_counter() - started
+    phase.server_cpu = sum(_process_cpu(pid) for pid in workers or []) - server_cpu
+    phase.attackers_cpu = _cpu_seconds() - clients_cpu - phase.visitor_cpu
     return phase
 
 
@@ -136,8 +165,8 @@ def run(quick: bool = False, results: Path | None = None) -> list[Phase]:
         with server:
             Client(server.port).get("/")
             phases = [
-                run_phase(server.port, "idle", seconds, loaded=False),
-                run_phase(server.port, "under load", seconds, loaded=True),
+                run_phase(server.port, "idle", seconds, loaded=False, workers=server.worker_pids),
+                run_phase(server.port, "under load", seconds, loaded=True, workers=server.worker_pids),
             ]
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -148,6 +177,7 @@ def run(quick: bool = False, results: Path | None = None) -> list[Phase]:
             + "; ".join(f"{kind} {dict(counter)}" for kind, counter in phase.statuses.items())
             + f"; failures {phase.failures()}"
         )
+        log(f"  {'':>10}  {_cpu_note(phase)}")
     _write(phases, kdf, seconds, results)
     return phases
 
@@ -186,8 +216,13 @@ def _write(phases: list[Phase], kdf: KdfParams, seconds: float, results: Path | 
         f"gunicorn.conf.py with 2 workers (its default threads and derivation slots), Argon2id "
         f"`{kdf.encode()}`, {seconds:.0f} s per phase. Under load: {RECEIPT_CLIENTS} clients entering wrong "
         f"receipts and {SUBMIT_CLIENTS} submitting reports, "
-        "each as fast as it is answered; one client fetches the landing page every 50 ms in both phases. "
+        "each as fast as it is answered; one visitor fetches the landing page "
+        "every 50 ms in both phases. Every client keeps its connection open (HTTP keep-alive). "
         "The rate limits are the configured ones (in memory, per worker).",
+        "",
+        *[f"- {phase.name}: {_cpu_note(phase)}." for phase in phases],
+        "",
+        "The clients run on the same cores as the server, so what they use is taken from it.",
         "",
         f"Goal: landing p95 under load within {GOAL_P95_GROWTH:.0f}x its idle value — {growth:.1f}x "
         f"**{'met' if growth <= GOAL_P95_GROWTH else 'not met'}**; no failed request besides deliberate "
@@ -199,6 +234,27 @@ def _write(phases: list[Phase], kdf: KdfParams, seconds: float, results: Path | 
         body + "\n" + "\n".join(notes),
         **({"results": results} if results else {}),
     )
+
+
+def _cpu_note(phase: Phase) -> str:
+    """Where the CPU went in a phase: the server's workers, the attacking clients and the visitor."""
+    answers = phase.answers()
+    parts = [
+        f"server workers {fmt(phase.server_cpu)} s ({_share(phase.server_cpu, phase)} of one core, "
+        f"{fmt(phase.server_cpu / answers * 1000, 2) if answers else '-'} ms an answer, derivations included)"
+    ]
+    if "receipt" in phase.statuses:
+        attacks = answers - sum(phase.statuses.get("landing", Counter()).values())
+        parts.append(
+            f"attacking clients {fmt(phase.attackers_cpu)} s ({_share(phase.attackers_cpu, phase)}, "
+            f"{fmt(phase.attackers_cpu / attacks * 1000, 2) if attacks else '-'} ms a request)"
+        )
+    parts.append(f"landing-page visitor {fmt(phase.visitor_cpu)} s ({_share(phase.visitor_cpu, phase)})")
+    return "CPU: " + "; ".join(parts)
+
+
+def _share(cpu: float, phase: Phase) -> str:
+    return f"{cpu / phase.seconds * 100:.0f}%" if phase.seconds else "-"
 
 
 def _statuses(phase: Phase, kind: str, seconds: float) -> str:

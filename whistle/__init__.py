@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.ctx import RequestContext
 from flask.sansio.blueprints import Blueprint
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -23,6 +24,12 @@ class Whistle(Flask):
         from whistle.web.errors import log_exception_kind
 
         log_exception_kind(exc_info)
+
+    def request_context(self, environ: Any) -> RequestContext:
+        """A context that opens the session when a request first uses it (see web.sessions)."""
+        from whistle.web.sessions import LazySessionContext
+
+        return LazySessionContext(self, environ)
 
     def register_blueprint(self, blueprint: Blueprint, **options: Any) -> None:
         """Register a blueprint if it belongs to the interface this process serves
@@ -50,7 +57,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         setup,
     )
     from whistle.web.interfaces import choose_interface
-    from whistle.web.limits import limiter, storage_options
+    from whistle.web.limits import limiter, storage_options, storage_uri
     from whistle.web.runtime import (
         PublicIdConverter,
         Runtime,
@@ -101,12 +108,14 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     with rt.session_factory() as db, db.begin():
         maintenance.sweep(db, rt.store, rt.clock.now())
     app.session_interface = SealedSessionInterface(rt)
-    app.config["RATELIMIT_STORAGE_URI"] = settings.rate_limit_storage
+    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(settings)
     app.config["RATELIMIT_STORAGE_OPTIONS"] = storage_options(settings)
     limiter.init_app(app)
     csrf.init_app(app)
     csrf.exempt(reporter.new_report)
     csrf.exempt(reporter.add_message)
+    # Checked in the view, after its rate limits: a refused guess costs no session lookup.
+    csrf.exempt(reporter.follow_up)
 
     app.register_blueprint(reporter.bp)
     app.register_blueprint(officer.bp)

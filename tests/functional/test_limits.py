@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+import time
+from contextlib import contextmanager
 
-from tests.conftest import follow_up, form_post, login, submit_report
+import pytest
+from limits import parse
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import event
+
+from tests.conftest import csrf_token, follow_up, form_post, login, submit_report
 from whistle import create_app
 from whistle.config import Settings
 from whistle.services import context
+from whistle.web.limits import ProcessMemoryStorage
 
 
 @pytest.fixture
@@ -90,3 +98,73 @@ def test_a_flood_of_derivations_gets_503_with_retry_after(app, alice):
         assert login(app.test_client(), alice).status_code == 303
     finally:
         context.configure_derivations(slots=2, wait_seconds=5)
+
+
+@contextmanager
+def statements(app):
+    """The SQL statements the app sends while the block runs."""
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_args):
+        sent.append(statement)
+
+    engine = app.extensions["whistle"].engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_refused_guess_costs_no_query_and_no_session_lookup(limited_app):
+    """Under a flood of guesses most answers are refusals: a refusal comes before the
+    session, the CSRF check and the form, and its page is not rendered again."""
+    client = limited_app.test_client()
+    token = csrf_token(client.get("/follow-up").get_data(as_text=True))
+    assert client.get_cookie("whistle") is not None  # the guesser holds a session, as a browser would
+    statuses = [
+        client.post("/follow-up", data={"csrf_token": token, "receipt": f"AAAA-BBBB-CCCC-DDD{n}"}).status_code
+        for n in range(6)
+    ]
+    assert statuses == [422] * 5 + [429]
+    with statements(limited_app) as sent:
+        refused = client.post("/follow-up", data={"csrf_token": token, "receipt": "EEEE-FFFF-GGGG-HHHH"})
+    assert refused.status_code == 429
+    assert sent == []
+    assert "Please try again in" in refused.get_data(as_text=True)
+    assert 0 < int(refused.headers["Retry-After"]) <= 61
+    assert "Northshire Council" in refused.get_data(as_text=True)  # the organisation's name, as on every page
+
+
+def test_a_guess_without_a_csrf_token_is_still_a_plain_400(limited_app):
+    client = limited_app.test_client()
+    client.get("/follow-up")
+    response = client.post("/follow-up", data={"receipt": "AAAA-BBBB-CCCC-DDDD"})
+    assert response.status_code == 400
+
+
+def test_a_page_that_needs_no_session_does_not_open_it(app):
+    client = app.test_client()
+    client.get("/follow-up")  # a session now exists, and its cookie is sent with every request
+    assert client.get_cookie("whistle") is not None
+    with statements(app) as sent, client.get("/static/whistle.css") as response:
+        assert response.status_code == 200
+    assert sent == []
+
+
+def test_the_in_memory_counters_start_no_thread_per_request():
+    """limits sweeps its in-memory counters on a new thread 10 ms after a hit; ours waits
+    a second, so a flood does not start a thread every few requests."""
+    assert hasattr(MemoryStorage, "_MemoryStorage__schedule_expiry"), "limits changed its private hook"
+    storage = storage_from_string("whistle-memory://")
+    assert isinstance(storage, ProcessMemoryStorage)
+    strategy = MovingWindowRateLimiter(storage)
+    item = parse("5 per minute")
+    timers = set()
+    for n in range(200):
+        strategy.hit(item, "everyone", "receipt-all")
+        timers.add(id(storage.timer))
+        if n == 100:
+            time.sleep(0.05)  # longer than limits' own 10 ms
+    assert len(timers) <= 2  # the one made at start, and at most one scheduled by the hits
+    assert not strategy.hit(item, "everyone", "receipt-all")  # the counting itself is unchanged

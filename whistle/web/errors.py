@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, current_app, render_template, request
 from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
 from whistle.services.errors import ServerBusy
+from whistle.web.runtime import recent_organisation
 
 log = logging.getLogger("whistle")
 RETRY_AFTER_SECONDS = 10
+#: At most this many different error pages are kept rendered (a few dozen are ever made).
+KEPT_PAGES = 256
 
 MESSAGES = {
     400: ("Something in that request was not right", "Please go back and try again."),
@@ -32,9 +35,30 @@ MESSAGES = {
 }
 
 
+def error_page(status: int, title: str, advice: str) -> str:
+    """An error page, rendered once and then kept for this app.
+
+    A flood is answered with refusals (429, 503): each must cost as little as
+    possible, so no template is rendered and no query is made for it. The page
+    has the organisation's name as this process read it recently (see
+    ``recent_organisation``); the security headers are added to every response
+    as usual.
+    """
+    name = recent_organisation()["organisation_name"]
+    pages: dict[tuple[str, ...], str] = current_app.extensions["whistle.error_pages"]
+    key = (str(status), title, advice, name, request.script_root)
+    page = pages.get(key)
+    if page is None:
+        page = render_template("errors/error.html", title=title, advice=advice, status=status)
+        if len(pages) >= KEPT_PAGES:
+            pages.clear()
+        pages[key] = page
+    return page
+
+
 def render_error(status: int) -> tuple[str, int]:
     title, advice = MESSAGES.get(status, MESSAGES[500] if status >= 500 else MESSAGES[400])
-    return render_template("errors/error.html", title=title, advice=advice, status=status), status
+    return error_page(status, title, advice), status
 
 
 def handle_http(error: HTTPException) -> tuple[str, int]:
@@ -48,22 +72,14 @@ def handle_too_many(_error: HTTPException) -> tuple[str, int, dict[str, str]]:
     minutes = max(1, -(-seconds // 60))
     wait = "a minute" if minutes == 1 else f"{minutes} minutes"
     title, _advice = MESSAGES[429]
-    page = render_template(
-        "errors/error.html",
-        title=title,
-        advice=f"For everyone's safety, this is limited. Please try again in {wait}. Nothing has been lost.",
-        status=429,
-    )
-    return page, 429, {"Retry-After": str(seconds)}
+    advice = f"For everyone's safety, this is limited. Please try again in {wait}. Nothing has been lost."
+    return error_page(429, title, advice), 429, {"Retry-After": str(seconds)}
 
 
 def handle_untrusted_host(_error: SecurityError) -> tuple[str, int]:
     """A Host header that is not one of ``trusted_hosts`` (links on the page are relative)."""
     title, _advice = MESSAGES[400]
-    page = render_template(
-        "errors/error.html", title=title, advice="This portal does not answer to that address.", status=400
-    )
-    return page, 400
+    return error_page(400, title, "This portal does not answer to that address."), 400
 
 
 def handle_busy(_error: ServerBusy) -> tuple[str, int, dict[str, str]]:
@@ -90,6 +106,7 @@ def handle_undecodable(_error: UnicodeDecodeError) -> tuple[str, int]:
 
 
 def install(app: Flask) -> None:
+    app.extensions["whistle.error_pages"] = {}
     app.register_error_handler(HTTPException, handle_http)
     app.register_error_handler(UnicodeDecodeError, handle_undecodable)
     app.register_error_handler(SecurityError, handle_untrusted_host)

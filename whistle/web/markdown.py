@@ -8,6 +8,8 @@ is plain text, escaped by Jinja, and never comes here.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import bleach
 import markdown as markdown_library
 from markupsafe import Markup
@@ -32,7 +34,10 @@ ALLOWED_ATTRIBUTES = {"a": ["href", "title"]}
 ALLOWED_PROTOCOLS = {"http", "https", "mailto", "tel"}
 
 
+@lru_cache(maxsize=64)
 def render(text: str) -> Markup:
+    """The text as cleaned HTML. Kept by text: the landing page shows the same text to every
+    visitor, and a changed setting is a new text (Markup is immutable, so sharing it is safe)."""
     html = markdown_library.markdown(text or "", extensions=[], output_format="html")
     cleaned = bleach.clean(
         html, tags=ALLOWED_TAGS, attributes=ALLOWED_ATTRIBUTES, protocols=ALLOWED_PROTOCOLS, strip=True

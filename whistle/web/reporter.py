@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, redirect, render_template, request, session, url_for
 from werkzeug.wrappers import Response
 
+from whistle import csrf
 from whistle.models import SessionKind
 from whistle.services import officers, reports
 from whistle.services import settings as settings_service
@@ -100,6 +101,10 @@ def new_report() -> str | tuple[str, int]:
 @limits.receipt_limits[0]
 @limits.receipt_limits[1]
 def follow_up() -> str | Response | tuple[str, int]:
+    # The rate limits above come first: under a flood of guesses, a refusal must cost as little
+    # as possible, so the CSRF check (which opens the session) is made here rather than before.
+    if request.method == "POST":
+        csrf.protect()
     form = ReceiptForm()
     if not form.validate_on_submit():
         return render_template("reporter/follow_up.html", form=form), (422 if form.errors else 200)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +18,17 @@ from whistle.services import settings as settings_service
 from whistle.services.context import Clock, Keyring, Policy
 from whistle.storage import SealedStore
 
+#: How old the organisation's settings may be on a page that must cost no query
+#: (see ``recent_organisation``).
+RECENT_SECONDS = 30.0
+
+
+class LastRead:
+    """The administrators' settings as this process last read them, and when (a monotonic time)."""
+
+    def __init__(self) -> None:
+        self.value: tuple[float, dict[str, Any]] | None = None
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -27,6 +39,7 @@ class Runtime:
     keyring: Keyring
     policy: Policy
     clock: Clock
+    organisation_read: LastRead = field(default_factory=LastRead, compare=False, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, engine: Engine, session_factory: sessionmaker[Any]) -> Runtime:
@@ -98,6 +111,23 @@ def organisation() -> dict[str, Any]:
     if "organisation" not in g:
         rt = runtime()
         g.organisation = settings_service.load(db(), {"organisation_name": rt.settings.organisation_name})
+        rt.organisation_read.value = (time.monotonic(), g.organisation)
+    value: dict[str, Any] = g.organisation
+    return value
+
+
+def recent_organisation() -> dict[str, Any]:
+    """The administrators' settings as read by this request, else as this process last read
+    them if that was less than RECENT_SECONDS ago, else read now.
+
+    For pages that must cost no query when many are asked for at once (a refusal
+    under a flood): a change by an administrator shows there within RECENT_SECONDS.
+    """
+    if "organisation" not in g:
+        last = runtime().organisation_read.value
+        if last is None or time.monotonic() - last[0] > RECENT_SECONDS:
+            return organisation()
+        g.organisation = last[1]
     value: dict[str, Any] = g.organisation
     return value
 

@@ -3,6 +3,10 @@
 Only ``<id>.<key>`` travels in the cookie: HttpOnly, SameSite=Strict, Secure
 behind HTTPS, and without an expiry date, so the browser forgets it on close.
 No cookie is set until something is stored (the landing page sets none).
+
+The session is opened when a request first uses it, not when the request
+starts (:class:`LazySessionContext`): a page that needs none, and a request
+refused by a rate limit, never touch the session store.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, Request, Response
+from flask.ctx import RequestContext
 from flask.json.tag import TaggedJSONSerializer
-from flask.sessions import SessionInterface, SessionMixin
+from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.datastructures import CallbackDict
 
 from whistle.models import SessionKind
@@ -67,6 +72,8 @@ class SealedSessionInterface(SessionInterface):
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
         assert isinstance(session, SealedSession)
+        if not (session or session.cookie or session.discard_cookie):
+            return  # nothing stored, nothing to end: no need to open the database
         secure = self.runtime.settings.secure_cookies
         with self.runtime.session_factory() as db, db.begin():
             if session.discard_cookie:
@@ -95,3 +102,31 @@ class SealedSessionInterface(SessionInterface):
             return
         response.set_cookie(COOKIE_NAME, cookie, path="/", secure=secure, httponly=True, samesite="Strict")
         response.vary.add("Cookie")
+
+
+#: What a request context holds until its session is first used (a null session is never saved).
+_NOT_OPENED = NullSession()
+
+
+class LazySessionContext(RequestContext):
+    """A request context that opens the session on first use rather than when it is pushed.
+
+    Flask opens the session as the request starts, before routing or any
+    ``before_request`` function: with a cookie, that is a database query and a
+    decryption for every request, even one that a rate limit turns away or a
+    static file. Here ``flask.session`` opens it the first time it is read; a
+    session never opened is never saved (Flask saves no null session).
+    """
+
+    def push(self) -> None:
+        if self._session is None:
+            self._session = _NOT_OPENED  # Flask's push() opens the session only when this is None
+        super().push()
+
+    @property
+    def session(self) -> SessionMixin:
+        if self._session is _NOT_OPENED:
+            interface = self.app.session_interface
+            opened = interface.open_session(self.app, self.request)
+            self._session = interface.make_null_session(self.app) if opened is None else opened
+        return super().session
