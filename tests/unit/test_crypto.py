@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from whistle import crypto
 from whistle.crypto import CryptoError, InvalidCode, KdfParams
@@ -682,6 +683,71 @@ def test_stream_round_trip_with_short_reads(size: int) -> None:
     assert b"".join(list(pieces)) == data
 
 
+def _stream_by_hand(key: bytes, ad: bytes, data: bytes, chunk: int = CHUNK) -> bytes:
+    """The STREAM of DESIGN.md built from AESGCM directly: chunk ``n`` sealed under
+    the nonce 0x000000 || n (8 bytes, big-endian) || 0x01 for the last chunk, else 0x00."""
+    aead = AESGCM(key)
+    pieces = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [b""]
+    return b"".join(
+        aead.encrypt(bytes(3) + n.to_bytes(8, "big") + bytes([n == len(pieces) - 1]), piece, ad)
+        for n, piece in enumerate(pieces)
+    )
+
+
+#: Sizes around the edges of batches of 4 chunks: empty, one chunk, a batch, a batch and a byte...
+BATCHED_SIZES = [0, 1, CHUNK, 3 * CHUNK, 4 * CHUNK, 4 * CHUNK + 1, 8 * CHUNK, 9 * CHUNK - 1, 12 * CHUNK + 5]
+
+
+@pytest.mark.parametrize("batch", [1, 3, 4, crypto.STREAM_BATCH])
+@pytest.mark.parametrize("size", BATCHED_SIZES)
+def test_the_stream_format_is_the_same_whatever_the_batch(size: int, batch: int) -> None:
+    """Reading and writing many chunks at a time changes nothing on the disk: files
+    sealed before open after, and the other way round."""
+    key = crypto.new_key()
+    ad = crypto.context("file", "f1")
+    data = os.urandom(size)
+    sink = io.BytesIO()
+    assert crypto.encrypt_stream(key, ad, io.BytesIO(data), sink, CHUNK, batch=batch) == size
+    sealed = sink.getvalue()
+    assert sealed == _stream_by_hand(key, ad, data)
+
+    chunks = list(crypto.decrypt_stream(key, ad, io.BytesIO(sealed), CHUNK, batch=batch))
+    assert chunks == ([data[i : i + CHUNK] for i in range(0, size, CHUNK)] or [b""])
+
+
+@pytest.mark.parametrize("size", [0, 1, CHUNK, 3 * CHUNK + 5])
+def test_a_stream_sealed_chunk_by_chunk_is_the_same_stream(size: int) -> None:
+    """StreamSealer and StreamOpener make and read exactly what encrypt_stream and decrypt_stream do."""
+    key = crypto.new_key()
+    ad = crypto.context("spool")
+    data = os.urandom(size)
+    pieces = [data[i : i + CHUNK] for i in range(0, size, CHUNK)] or [b""]
+    sealer = crypto.StreamSealer(key, ad)
+    sealed = [sealer.seal(piece, last=n == len(pieces) - 1) for n, piece in enumerate(pieces)]
+    assert b"".join(sealed) == _seal_stream(key, ad, data)
+    with pytest.raises(CryptoError, match="ended"):
+        sealer.seal(b"more", last=True)
+
+    opener = crypto.StreamOpener(key, ad)
+    assert [opener.open(chunk, last=n == len(sealed) - 1) for n, chunk in enumerate(sealed)] == pieces
+
+
+def test_a_stream_opened_chunk_by_chunk_checks_order_and_end() -> None:
+    key = crypto.new_key()
+    sealer = crypto.StreamSealer(key, b"ad")
+    first, second = sealer.seal(b"a" * CHUNK, last=False), sealer.seal(b"b", last=True)
+    with pytest.raises(CryptoError):
+        crypto.StreamOpener(key, b"ad").open(second, last=True)  # out of order
+    with pytest.raises(CryptoError):
+        crypto.StreamOpener(key, b"ad").open(first, last=True)  # cut short after the first
+    with pytest.raises(CryptoError):
+        crypto.StreamOpener(key, b"other").open(first, last=False)
+    opener = crypto.StreamOpener(key, b"ad")
+    assert opener.open(first, last=False) == b"a" * CHUNK
+    with pytest.raises(CryptoError):
+        opener.open(second, last=False)  # the last chunk, not flagged as such
+
+
 @pytest.mark.parametrize(
     ("size", "expected"),
     [
@@ -781,6 +847,34 @@ def test_tampered_stream_fails(size: int, tamper: Callable[[list[bytes]], list[b
     assert tampered != sealed
     with pytest.raises(CryptoError):
         _open_stream(key, ad, tampered)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 4])
+@pytest.mark.parametrize("tamper", TAMPERINGS, ids=lambda f: f.__name__.strip("_"))
+def test_tampered_stream_fails_whatever_the_batch(
+    tamper: Callable[[list[bytes]], list[bytes]], batch: int
+) -> None:
+    key = crypto.new_key()
+    ad = crypto.context("file", "f1")
+    sealed = _seal_stream(key, ad, os.urandom(5 * CHUNK + 3))
+    tampered = b"".join(tamper(_chunks(sealed)))
+    with pytest.raises(CryptoError):
+        list(crypto.decrypt_stream(key, ad, io.BytesIO(tampered), CHUNK, batch=batch))
+
+
+def test_nothing_of_a_batch_is_yielded_until_all_of_it_opens() -> None:
+    key = crypto.new_key()
+    data = os.urandom(6 * CHUNK)
+    sealed = _chunks(_seal_stream(key, b"ad", data))
+    tampered = b"".join([*sealed[:4], sealed[5], sealed[4]])  # the second batch of 3 is wrong
+    chunks = crypto.decrypt_stream(key, b"ad", io.BytesIO(tampered), CHUNK, batch=3)
+    assert [next(chunks) for _ in range(3)] == [
+        data[:CHUNK],
+        data[CHUNK : 2 * CHUNK],
+        data[2 * CHUNK : 3 * CHUNK],
+    ]
+    with pytest.raises(CryptoError):
+        next(chunks)  # not the fourth chunk, which opens: its batch does not
 
 
 def test_flipping_any_byte_of_a_stream_fails() -> None:
