@@ -276,8 +276,10 @@ def _is_due_soon(report: Report, today: dt.date) -> bool:
 # an index on the clear workflow fields, and view counts stop at COUNT_CAP. So a
 # page costs the same with a hundred cases as with a hundred thousand.
 
-#: View counts stop here ("1,000+"): beyond it, an exact figure would mean reading every case.
-COUNT_CAP = 1000
+#: View counts stop here ("100+"): beyond it, an exact figure would mean reading every case in
+#: the view, and a hundred cases cost as much to count as the page costs to read. The exact
+#: figures are on the statistics page.
+COUNT_CAP = 100
 
 
 @dataclass(frozen=True)
