@@ -17,6 +17,7 @@ the folder, the count and the audit's findings are printed at the end of the run
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import threading
 from collections import defaultdict
@@ -304,6 +305,13 @@ class Tab:
 
     def goto(self, path: str) -> None:
         self.page.goto(self.portal.link(path))
+
+    def sent_back(self, button: str, name: str, title: str = "") -> None:
+        """Press ``button`` on a form that will be refused: the page comes back marked as an
+        error (its title starts "Error: ", then ``title``), and passes every check as ``name``."""
+        self.page.get_by_role("button", name=button).click()
+        expect(self.page).to_have_title(re.compile("^Error: " + re.escape(title)))
+        self.check(name)
 
     def check(self, name: str) -> None:
         page = self.page

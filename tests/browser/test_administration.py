@@ -8,7 +8,6 @@ screenshot, and an axe-core audit wherever the variant runs script.
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 import pytest
@@ -36,10 +35,8 @@ def invite(tab: Tab) -> str:
     tab.goto("/admin/")
     expect(page.get_by_role("heading", level=1)).to_have_text("Administration")
     tab.check("admin-officers")
-    page.get_by_role("button", name="Create invitation link").click()
-    expect(page).to_have_title(re.compile(r"^Error: "))
+    tab.sent_back("Create invitation link", "admin-officers-errors")
     expect(page.locator(".error-summary")).to_contain_text("Enter the officer's name.")
-    tab.check("admin-officers-errors")
     page.get_by_label("Name", exact=True).fill("Carol Officer")
     page.get_by_label("Email address").fill("carol@example.org")
     page.get_by_role("button", name="Create invitation link").click()
@@ -54,10 +51,8 @@ def settings_and_audit(tab: Tab) -> None:
     tab.goto("/admin/settings")
     tab.check("admin-settings")
     page.get_by_label("Days to acknowledge a report").fill("0")
-    page.get_by_role("button", name="Save settings").click()
-    expect(page).to_have_title(re.compile(r"^Error: "))
+    tab.sent_back("Save settings", "admin-settings-errors")
     expect(page.get_by_label("Days to acknowledge a report")).to_have_value("0")  # kept as typed
-    tab.check("admin-settings-errors")
     tab.goto("/admin/audit")
     expect(page.locator("table")).to_be_visible()
     tab.check("admin-audit")
@@ -70,9 +65,7 @@ def two_factor_and_statistics(tab: Tab) -> None:
     expect(page.get_by_role("img", name="QR code to scan with your authenticator app")).to_be_visible()
     tab.check("two-factor")
     page.get_by_label("Code shown by the app").fill("000000")
-    page.get_by_role("button", name="Turn on two-factor login").click()
-    expect(page).to_have_title(re.compile(r"^Error: "))
-    tab.check("two-factor-errors")
+    tab.sent_back("Turn on two-factor login", "two-factor-errors")
     tab.goto("/officer/statistics")
     expect(page.get_by_role("heading", level=1)).to_have_text("Statistics for the board")
     tab.check("statistics")
@@ -91,6 +84,4 @@ def test_administration_invitation_two_factor_and_statistics(open_tab, portal: P
     carol.goto(link)
     expect(page.get_by_role("heading", level=1)).to_have_text("Choose your password")
     carol.check("welcome")
-    page.get_by_role("button", name="Set my password").click()
-    expect(page).to_have_title(re.compile(r"^Error: "))
-    carol.check("welcome-errors")
+    carol.sent_back("Set my password", "welcome-errors")
