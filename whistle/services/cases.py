@@ -423,6 +423,11 @@ def _read(
         page = query.where(group)
         if cursor is not None and index == cursor.group:
             page = page.where(_after(order, cursor, forward))
+        # A group may hold none of the view's cases (overdue ones whose feedback was given, say).
+        # Asked for in order, the database may walk the sort's whole index to find that out;
+        # asked whether there is any, it uses the view's own index.
+        if len(groups) > 1 and not db.scalar(select(page.exists())):
+            continue
         for report in db.scalars(page.order_by(key_order, id_order).limit(limit - len(found))):
             found.append((Cursor(index, getattr(report, order.key.key), report.id), report))
         if len(found) >= limit:
