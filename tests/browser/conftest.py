@@ -306,6 +306,12 @@ class Tab:
     def goto(self, path: str) -> None:
         self.page.goto(self.portal.link(path))
 
+    def visit(self, path: str, heading: str, name: str) -> None:
+        """Go to ``path``, see the page whose h1 is ``heading``, and check it as ``name``."""
+        self.goto(path)
+        expect(self.page.get_by_role("heading", level=1)).to_have_text(heading)
+        self.check(name)
+
     def sent_back(self, button: str, name: str, title: str = "") -> None:
         """Press ``button`` on a form that will be refused: the page comes back marked as an
         error (its title starts "Error: ", then ``title``), and passes every check as ``name``."""

@@ -32,9 +32,7 @@ def log_in(tab: Tab) -> None:
 def invite(tab: Tab) -> str:
     """Alice invites Carol (after a first try with nothing filled in); returns the link."""
     page = tab.page
-    tab.goto("/admin/")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Administration")
-    tab.check("admin-officers")
+    tab.visit("/admin/", "Administration", "admin-officers")
     tab.sent_back("Create invitation link", "admin-officers-errors")
     expect(page.locator(".error-summary")).to_contain_text("Enter the officer's name.")
     page.get_by_label("Name", exact=True).fill("Carol Officer")
@@ -66,9 +64,7 @@ def two_factor_and_statistics(tab: Tab) -> None:
     tab.check("two-factor")
     page.get_by_label("Code shown by the app").fill("000000")
     tab.sent_back("Turn on two-factor login", "two-factor-errors")
-    tab.goto("/officer/statistics")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Statistics for the board")
-    tab.check("statistics")
+    tab.visit("/officer/statistics", "Statistics for the board", "statistics")
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
@@ -80,8 +76,5 @@ def test_administration_invitation_two_factor_and_statistics(open_tab, portal: P
     two_factor_and_statistics(admin)
 
     carol = open_tab(variant, portal, "invited officer")
-    page = carol.page
-    carol.goto(link)
-    expect(page.get_by_role("heading", level=1)).to_have_text("Choose your password")
-    carol.check("welcome")
+    carol.visit(link, "Choose your password", "welcome")
     carol.sent_back("Set my password", "welcome-errors")

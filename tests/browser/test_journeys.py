@@ -118,9 +118,7 @@ def fill_report(tab: Tab) -> None:
 def reporter_journey(tab: Tab) -> str:
     """From the landing page to a receipt; returns the receipt."""
     page, variant = tab.page, tab.variant
-    tab.goto("/")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Raise a concern safely")
-    tab.check("landing")
+    tab.visit("/", "Raise a concern safely", "landing")
 
     page.get_by_role("link", name="Raise a concern", exact=True).click()
     dash = "\N{EN DASH}"
@@ -292,18 +290,14 @@ def test_reporter_journey_and_officer_reply(open_tab, portal: Portal, variant: V
     reporter.goto("/follow-up/case")
     expect(page.get_by_role("heading", level=1)).to_have_text("Check on your report")
 
-    reporter.goto("/no-such-page")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
-    reporter.check("not-found")
+    reporter.visit("/no-such-page", "Page not found", "not-found")
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: v.name)
 def test_first_administrator_sets_up_the_portal(open_tab, fresh_portal: Portal, variant: Variant):
     tab = open_tab(variant, fresh_portal, "administrator")
     page = tab.page
-    tab.goto(f"/setup/{fresh_portal.setup_token}")
-    expect(page.get_by_role("heading", level=1)).to_have_text("Set up Whistle")
-    tab.check("setup")
+    tab.visit(f"/setup/{fresh_portal.setup_token}", "Set up Whistle", "setup")
     tab.sent_back("Create my account", "setup-errors", title="Set up Whistle")
     expect(page.locator(".error-summary").get_by_role("link")).to_have_count(3)
     page.get_by_label("Your name, as reporters and colleagues will see it").fill("Dana Admin")

@@ -274,7 +274,8 @@ def _is_due_soon(report: Report, today: dt.date) -> bool:
 # The list never decrypts anything and never counts or skips through every case:
 # it reads one page from where the last one ended (keyset pagination), driven by
 # an index on the clear workflow fields, and view counts stop at COUNT_CAP. So a
-# page costs the same with a hundred cases as with a hundred thousand.
+# page costs about as much with ten thousand cases as with a hundred thousand
+# (bench/RESULTS.md has the figures).
 
 #: View counts stop here ("100+"): beyond it, an exact figure would mean reading every case in
 #: the view, and a hundred cases cost as much to count as the page costs to read. The exact
@@ -397,9 +398,16 @@ class CasePage:
     previous: Cursor | None = None
     next: Cursor | None = None
 
-    @property
-    def first(self) -> bool:
-        return self.previous is None
+
+@dataclass(frozen=True)
+class CaseList:
+    """What the case list page shows: one page of a view, every view's count, and the labels."""
+
+    page: CasePage
+    #: How many cases the page's view (and label) holds.
+    total: Tally
+    counts: dict[View, Tally]
+    labels: list[str]
 
 
 def _after(order: _Order, cursor: Cursor, forward: bool) -> ColumnElement[bool]:
@@ -495,29 +503,30 @@ def list_cases(
     cases around it have changed) gives the first page.
     """
     order = _ORDERS[sort]
-    if cursor is not None and cursor.group >= len(order.groups):
-        cursor, direction = None, Direction.AFTER  # not a place in this order: the first page
+    if direction is Direction.LAST or (cursor is not None and cursor.group >= len(order.groups)):
+        cursor = None  # the last page reads from the end; a place in no group reads from the start
+    forward = direction is not Direction.LAST and (direction is Direction.AFTER or cursor is None)
     query = view_query(officer, today, view, label).options(
         load_only(*_ROW_COLUMNS),
         selectinload(Report.labels),
         selectinload(Report.assignee).load_only(Officer.display_name),
     )
-    if direction is Direction.AFTER or (direction is Direction.BEFORE and cursor is None):
-        found = _read(db, query, order, cursor, forward=True, limit=size + 1)
-        if cursor is not None and not found:
-            return list_cases(db, officer, today, view=view, sort=sort, size=size, label=label)
-        more, found = len(found) > size, found[:size]
-        previous = found[0][0] if cursor is not None else None
-        following = found[-1][0] if more else None
-    else:
-        found = _read(db, query, order, cursor if direction is Direction.BEFORE else None, False, size + 1)
-        if cursor is not None and not found:
-            return list_cases(db, officer, today, view=view, sort=sort, size=size, label=label)
-        more, found = len(found) > size, found[:size][::-1]
-        previous = found[0][0] if more else None
-        following = found[-1][0] if direction is Direction.BEFORE and found else None
-    rows = [_row(report, today) for _, report in found]
-    return CasePage(rows, view, sort, label, previous=previous, next=following)
+    found = _read(db, query, order, cursor, forward, limit=size + 1)
+    if cursor is not None and not found:
+        return list_cases(db, officer, today, view=view, sort=sort, size=size, label=label)
+    # Beyond the page, in the direction it was read: more cases if one more came back; behind
+    # it, the page its cursor came from.
+    beyond, behind = len(found) > size, cursor is not None
+    found = found[:size] if forward else found[:size][::-1]
+    earlier, later = (behind, beyond) if forward else (beyond, behind)
+    return CasePage(
+        [_row(report, today) for _, report in found],
+        view,
+        sort,
+        label,
+        previous=found[0][0] if found and earlier else None,
+        next=found[-1][0] if found and later else None,
+    )
 
 
 def _capped_count(officer: Officer, today: dt.date, view: View, label: str | None) -> ScalarSelect[int]:
@@ -544,6 +553,27 @@ def view_counts(db: Session, officer: Officer, today: dt.date) -> dict[View, Tal
     """How many cases each view holds, for this officer only (up to :data:`COUNT_CAP`), in one query."""
     counted = db.execute(select(*(_capped_count(officer, today, view, None) for view in View))).one()
     return {view: _tally(n) for view, n in zip(View, counted, strict=True)}
+
+
+def case_list(
+    db: Session,
+    officer: Officer,
+    today: dt.date,
+    *,
+    view: View,
+    sort: Sort,
+    size: int,
+    label: str | None,
+    cursor: Cursor | None,
+    direction: Direction,
+) -> CaseList:
+    """The case list page: :func:`list_cases`, the view counts, and the labels to filter by."""
+    page = list_cases(
+        db, officer, today, view=view, sort=sort, size=size, label=label, cursor=cursor, direction=direction
+    )
+    counts = view_counts(db, officer, today)
+    total = count_cases(db, officer, today, view, label) if label else counts[view]
+    return CaseList(page, total, counts, label_names(db))
 
 
 # --- one case --------------------------------------------------------------------

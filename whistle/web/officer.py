@@ -191,7 +191,7 @@ def list_reports() -> str:
         cursor, direction = cases.Cursor.parse(request.args["before"]), cases.Direction.BEFORE
     else:
         cursor, direction = cases.Cursor.parse(request.args.get("after")), cases.Direction.AFTER
-    page = cases.list_cases(
+    listed = cases.case_list(
         db(),
         g.officer,
         today,
@@ -202,15 +202,12 @@ def list_reports() -> str:
         cursor=cursor,
         direction=direction,
     )
-    counts = cases.view_counts(db(), g.officer, today)
     return render_template(
         "officer/list_reports.html",
-        page=page,
-        total=cases.count_cases(db(), g.officer, today, page.view, page.label)
-        if page.label
-        else counts[page.view],
-        counts=counts,
-        labels=cases.label_names(db()),
+        page=listed.page,
+        total=listed.total,
+        counts=listed.counts,
+        labels=listed.labels,
         views=cases.VIEW_LABELS,
         statuses=reports.STATUS_FOR_OFFICER,
         priorities=cases.PRIORITY_LABELS,
