@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     from whistle.web import (
         account,
         admin,
+        dates,
         errors,
         logs,
         markdown,
@@ -129,5 +130,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     errors.install(app)
     app.jinja_env.filters["markdown"] = markdown.render
     app.jinja_env.filters["local_time"] = local_time
+    dates.install(app)
     app.context_processor(lambda: {"organisation_name": organisation()["organisation_name"]})
     return app

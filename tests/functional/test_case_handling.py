@@ -504,19 +504,60 @@ def test_the_counts_beside_each_view_are_the_officers_own(app, alice, bob, casel
     }
 
 
-def test_list_rows_flag_overdue_and_urgent_cases(app, alice, caseload):
-    page = officer_client(app, alice).get("/officer/").get_data(as_text=True)
-    rows = {
-        report_id: text_of(row)
+def list_rows(page: str) -> dict[str, list[str]]:
+    """Each row of a case list, by case: the text of its cells, as a screen reader reads them."""
+    page = re.sub(r'<span aria-hidden="true"[^>]*>[^<]*</span>', "", page)
+    return {
+        report_id: [text_of(cell) for cell in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row, re.S)]
         for row in re.findall(r"<tr[^>]*>(.*?)</tr>", page, re.S)
         for report_id in re.findall(r"/officer/reports/([0-9a-f]{32})", row)
     }
+
+
+def test_list_rows_flag_overdue_and_urgent_cases(app, alice, caseload):
+    page = officer_client(app, alice).get("/officer/").get_data(as_text=True)
+    rows = {report_id: " ".join(cells) for report_id, cells in list_rows(page).items()}
     assert "Overdue" in rows[caseload["overdue"]]
     assert "Urgent" in rows[caseload["urgent"]]
     assert "Due soon" in rows[caseload["urgent"]]
     assert "Overdue" not in rows[caseload["closed"]]
     assert "Due soon" not in rows[caseload["closed"]]
     assert "Alice Officer" in rows[caseload["mine"]]
+
+
+def test_a_list_row_reads_the_case_s_day_priority_status_lead_labels_and_deadlines(app, alice, caseload):
+    officer = officer_client(app, alice)
+    mine = caseload["mine"]
+    post_on_case(officer, mine, "labels", {"labels-new_label": "Staffing"})
+    with app.extensions["whistle"].session_factory() as db:
+        reports = {r.public_id: r for r in db.scalars(select(Report))}
+
+    rows = list_rows(officer.get("/officer/").get_data(as_text=True))
+
+    def day(report_id: str, field: str) -> str:
+        date = getattr(reports[report_id], field)
+        return f"{date.day} {date:%b %Y}"
+
+    assert rows[mine] == [
+        f"{day(mine, 'received_on')}, Normal, Acknowledged, lead Alice Officer",
+        "Normal",
+        "Acknowledged",
+        "Alice Officer",
+        "Staffing",
+        "Done",
+        day(mine, "feedback_by"),
+        "No new message",
+    ]
+    # A case nobody leads, with no label and nothing acknowledged yet.
+    overdue = caseload["overdue"]
+    assert rows[overdue][0] == f"{day(overdue, 'received_on')}, Normal, New Not read"
+    assert rows[overdue][2] == "New Overdue"
+    assert rows[overdue][3:7] == [
+        "No lead yet",
+        "No labels",
+        day(overdue, "acknowledge_by"),
+        day(overdue, "feedback_by"),
+    ]
 
 
 # --- the record of a case ---------------------------------------------------------------

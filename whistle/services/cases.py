@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -30,7 +31,8 @@ from sqlalchemy import (
     true,
     tuple_,
 )
-from sqlalchemy.orm import InstrumentedAttribute, Session, load_only, selectinload
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from whistle import audit, crypto
@@ -49,6 +51,7 @@ from whistle.models import (
     Report,
     ReportStatus,
     StatusChange,
+    report_label,
 )
 from whistle.services import attachments
 from whistle.services.attachments import AttachmentInfo
@@ -242,31 +245,19 @@ def _due_soon(today: dt.date) -> ColumnElement[bool]:
     )
 
 
-def _is_overdue(report: Report, today: dt.date) -> bool:
-    if report.status is ReportStatus.CLOSED:
-        return False
-    late_ack = (
-        report.acknowledged_on is None and report.acknowledge_by is not None and report.acknowledge_by < today
-    )
-    late_feedback = (
-        report.feedback_given_on is None and report.feedback_by is not None and report.feedback_by < today
-    )
-    return late_ack or late_feedback
+def _urgency(
+    status: ReportStatus, acknowledge_by: dt.date | None, feedback_by: dt.date | None, today: dt.date
+) -> tuple[bool, bool]:
+    """Whether a case is overdue, and whether it is due soon, from the deadlines it has still to meet.
 
-
-def _is_due_soon(report: Report, today: dt.date) -> bool:
-    if report.status is ReportStatus.CLOSED or _is_overdue(report, today):
-        return False
-    horizon = today + DUE_SOON
-    ack = (
-        report.acknowledged_on is None
-        and report.acknowledge_by is not None
-        and report.acknowledge_by <= horizon
-    )
-    feedback = (
-        report.feedback_given_on is None and report.feedback_by is not None and report.feedback_by <= horizon
-    )
-    return ack or feedback
+    The same rules as the views' conditions (:func:`_overdue`, :func:`_due_soon`),
+    for one case: a closed case is neither.
+    """
+    if status is ReportStatus.CLOSED:
+        return False, False
+    running = [day for day in (acknowledge_by, feedback_by) if day is not None]
+    overdue = any(day < today for day in running)
+    return overdue, not overdue and any(day <= today + DUE_SOON for day in running)
 
 
 # --- lists -----------------------------------------------------------------------
@@ -417,13 +408,35 @@ def _after(order: _Order, cursor: Cursor, forward: bool) -> ColumnElement[bool]:
     return here < there if order.descending == forward else here > there
 
 
+#: What a list row shows: clear workflow fields and the lead's name, none of the sealed columns.
+#: Read as plain rows, not reports: a page of them costs a fraction of loading fifty objects.
+_ROW_COLUMNS = (
+    Report.id,
+    Report.public_id,
+    Report.received_on,
+    Report.status,
+    Report.priority,
+    Report.unread_reporter_messages,
+    Report.first_read_on,
+    Report.acknowledged_on,
+    Report.acknowledge_by,
+    Report.feedback_given_on,
+    Report.feedback_by,
+    Officer.display_name.label("assignee"),
+)
+
+
+#: A row of :data:`_ROW_COLUMNS`, its fields read by name.
+_ListRow = Row[*tuple[Any, ...]]
+
+
 def _read(
     db: Session, query: Select[Report], order: _Order, cursor: Cursor | None, forward: bool, limit: int
-) -> list[tuple[Cursor, Report]]:
+) -> list[tuple[Cursor, _ListRow]]:
     """Up to ``limit`` cases from the cursor onwards (or from an end), in the direction of reading."""
     key_order = order.key.desc() if order.descending == forward else order.key.asc()
     id_order = Report.id.desc() if order.descending == forward else Report.id.asc()
-    found: list[tuple[Cursor, Report]] = []
+    found: list[tuple[Cursor, _ListRow]] = []
     groups = list(enumerate(order.groups))
     for index, group in groups if forward else reversed(groups):
         if cursor is not None and (index < cursor.group if forward else index > cursor.group):
@@ -436,43 +449,65 @@ def _read(
         # asked whether there is any, it uses the view's own index.
         if len(groups) > 1 and not db.scalar(select(page.exists())):
             continue
-        for report in db.scalars(page.order_by(key_order, id_order).limit(limit - len(found))):
-            found.append((Cursor(index, getattr(report, order.key.key), report.id), report))
+        rows = (
+            page.with_only_columns(*_ROW_COLUMNS)
+            .outerjoin(Officer, Report.assignee_id == Officer.id)
+            .order_by(key_order, id_order)
+            .limit(limit - len(found))
+        )
+        for row in db.execute(rows):
+            found.append((Cursor(index, getattr(row, order.key.key), row.id), row))
         if len(found) >= limit:
             break
     return found
 
 
-#: The columns a list row shows: none of the sealed ones is read.
-_ROW_COLUMNS = (
-    Report.public_id,
-    Report.received_on,
-    Report.status,
-    Report.priority,
-    Report.assignee_id,
-    Report.unread_reporter_messages,
-    Report.first_read_on,
-    Report.acknowledged_on,
-    Report.acknowledge_by,
-    Report.feedback_given_on,
-    Report.feedback_by,
-)
+def _labels_of(db: Session, report_ids: list[int]) -> dict[int, list[str]]:
+    """The labels of each of these reports, by name, in one query."""
+    labelled: dict[int, list[str]] = {}
+    named = (
+        select(report_label.c.report_id, Label.name)
+        .join(Label, Label.id == report_label.c.label_id)
+        .where(report_label.c.report_id.in_(report_ids))
+        .order_by(Label.name)
+    )
+    for report_id, name in db.execute(named):
+        labelled.setdefault(report_id, []).append(name)
+    return labelled
 
 
-def _row(report: Report, today: dt.date) -> CaseRow:
+def _row(row: _ListRow, labels: list[str], today: dt.date) -> CaseRow:
+    # Unpacked by position (the order of _ROW_COLUMNS): far cheaper than reading a row by name.
+    (
+        _,
+        public_id,
+        received_on,
+        status,
+        priority,
+        unread,
+        first_read_on,
+        acknowledged_on,
+        acknowledge_by,
+        feedback_given_on,
+        feedback_by,
+        assignee,
+    ) = row
+    acknowledge_by = acknowledge_by if acknowledged_on is None else None
+    feedback_by = feedback_by if feedback_given_on is None else None
+    overdue, due_soon = _urgency(status, acknowledge_by, feedback_by, today)
     return CaseRow(
-        public_id=report.public_id,
-        received_on=report.received_on,
-        status=report.status,
-        priority=report.priority,
-        assignee=report.assignee.display_name if report.assignee else None,
-        unread_reporter_messages=report.unread_reporter_messages,
-        read=report.first_read_on is not None,
-        acknowledge_by=report.acknowledge_by if report.acknowledged_on is None else None,
-        feedback_by=report.feedback_by if report.feedback_given_on is None else None,
-        overdue=_is_overdue(report, today),
-        due_soon=_is_due_soon(report, today),
-        labels=[lab.name for lab in report.labels],
+        public_id=public_id,
+        received_on=received_on,
+        status=status,
+        priority=priority,
+        assignee=assignee,
+        unread_reporter_messages=unread,
+        read=first_read_on is not None,
+        acknowledge_by=acknowledge_by,
+        feedback_by=feedback_by,
+        overdue=overdue,
+        due_soon=due_soon,
+        labels=labels,
     )
 
 
@@ -506,12 +541,7 @@ def list_cases(
     if direction is Direction.LAST or (cursor is not None and cursor.group >= len(order.groups)):
         cursor = None  # the last page reads from the end; a place in no group reads from the start
     forward = direction is not Direction.LAST and (direction is Direction.AFTER or cursor is None)
-    query = view_query(officer, today, view, label).options(
-        load_only(*_ROW_COLUMNS),
-        selectinload(Report.labels),
-        selectinload(Report.assignee).load_only(Officer.display_name),
-    )
-    found = _read(db, query, order, cursor, forward, limit=size + 1)
+    found = _read(db, view_query(officer, today, view, label), order, cursor, forward, limit=size + 1)
     if cursor is not None and not found:
         return list_cases(db, officer, today, view=view, sort=sort, size=size, label=label)
     # Beyond the page, in the direction it was read: more cases if one more came back; behind
@@ -519,8 +549,9 @@ def list_cases(
     beyond, behind = len(found) > size, cursor is not None
     found = found[:size] if forward else found[:size][::-1]
     earlier, later = (behind, beyond) if forward else (beyond, behind)
+    labels = _labels_of(db, [row.id for _, row in found]) if found else {}
     return CasePage(
-        [_row(report, today) for _, report in found],
+        [_row(row, labels.get(row.id, []), today) for _, row in found],
         view,
         sort,
         label,
