@@ -23,9 +23,9 @@ serve: $(INSTALLED)
 	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 lint: $(INSTALLED)
-	$(BIN)/ruff check whistle tests migrations tools wsgi.py gunicorn.conf.py
-	$(BIN)/ruff format --check whistle tests migrations tools wsgi.py gunicorn.conf.py
-	$(BIN)/mypy whistle
+	$(BIN)/ruff check whistle tests migrations tools bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff format --check whistle tests migrations tools bench wsgi.py gunicorn.conf.py
+	$(BIN)/mypy whistle bench
 
 audit: $(INSTALLED)
 	$(BIN)/python tools/audit_dependencies.py
@@ -41,8 +41,8 @@ test: lint $(AXE)
 bench: $(INSTALLED) ; $(BIN)/python bench/run.py $(BENCH)
 
 format: $(INSTALLED)
-	$(BIN)/ruff format whistle tests migrations tools
-	$(BIN)/ruff check --fix whistle tests migrations tools
+	$(BIN)/ruff format whistle tests migrations tools bench wsgi.py gunicorn.conf.py
+	$(BIN)/ruff check --fix whistle tests migrations tools bench wsgi.py gunicorn.conf.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage

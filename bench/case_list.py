@@ -75,7 +75,8 @@ class Cell:
 
 @dataclass
 class Size:
-    cases: int
+    #: How many cases the instance holds.
+    reports: int
     seed_seconds: float
     cells: dict[tuple[cases.View, str], Cell] = field(default_factory=dict)
     #: Service calls alone, in milliseconds: list_cases on the last page of "all", and view_counts.
@@ -281,8 +282,8 @@ def _write(kind: str, sizes: list[Size], rounds: int, results: Path | None) -> N
     growth = max(largest.cells[key].median / first.cells[key].median for key in largest.cells)
     before = sizes[-2] if len(sizes) > 1 else first
     full_growth = max(largest.cells[key].median / before.cells[key].median for key in largest.cells)
-    sizes_header = [f"{size.cases:,} cases: median / p95 ms (rows)" for size in sizes]
-    body = table(["view", "page", *sizes_header, "growth of median", f"growth from {before.cases:,}"], rows)
+    sizes_header = [f"{size.reports:,} cases: median / p95 ms (rows)" for size in sizes]
+    body = table(["view", "page", *sizes_header, "growth of median", f"growth from {before.reports:,}"], rows)
     notes = [
         "",
         f"Each figure: up to {rounds} requests (at least {MIN_ROUNDS}; fewer once they have taken "
@@ -297,24 +298,24 @@ def _write(kind: str, sizes: list[Size], rounds: int, results: Path | None) -> N
         "",
         "The other sorts (priority, status, either deadline), first and last page of each view, "
         f"{OTHER_SORT_ROUNDS} requests each: slowest median "
-        + "; ".join(f"{size.cases:,} cases {fmt(_slowest_other(size))}" for size in sizes)
+        + "; ".join(f"{size.reports:,} cases {fmt(_slowest_other(size))}" for size in sizes)
         + " ms. They are not the goal's pages (each view opens sorted by the day received).",
         "",
-        f"Slowest median at {largest.cases:,} cases {fmt(worst)} ms (goal under {GOAL_MEDIAN_MS:.0f} ms: "
-        f"**{'met' if worst < GOAL_MEDIAN_MS else 'not met'}**); largest growth from {first.cases:,} to "
-        f"{largest.cases:,} cases {growth:.1f}x (goal within {GOAL_GROWTH}x: "
-        f"**{'met' if growth <= GOAL_GROWTH else 'not met'}**; from {before.cases:,} cases, where every "
+        f"Slowest median at {largest.reports:,} cases {fmt(worst)} ms (goal under {GOAL_MEDIAN_MS:.0f} ms: "
+        f"**{'met' if worst < GOAL_MEDIAN_MS else 'not met'}**); largest growth from {first.reports:,} to "
+        f"{largest.reports:,} cases {growth:.1f}x (goal within {GOAL_GROWTH}x: "
+        f"**{'met' if growth <= GOAL_GROWTH else 'not met'}**; from {before.reports:,} cases, where every "
         f"view fills its pages, {full_growth:.1f}x). "
         f"Seeding up to each size took {', '.join(f'{s.seed_seconds:.0f} s' for s in sizes)}.",
         "",
-        f"Where the time of a request goes at {largest.cases:,} cases (cProfile, own time of each "
+        f"Where the time of a request goes at {largest.reports:,} cases (cProfile, own time of each "
         "function, the first page of every view): "
         + ", ".join(f"{name} {share:.0%}" for name, share in largest.profile.items())
         + ".",
         "",
         "The services alone, median ms (`list_cases` for the last page of all cases / `view_counts`): "
         + "; ".join(
-            f"{size.cases:,} cases {fmt(median(size.list_service))} / {fmt(median(size.counts_service))}"
+            f"{size.reports:,} cases {fmt(median(size.list_service))} / {fmt(median(size.counts_service))}"
             for size in sizes
         )
         + ".",

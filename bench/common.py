@@ -1,4 +1,5 @@
-"""What every benchmark needs: scratch instances, gunicorn, an HTTP client, statistics, RESULTS.md.
+"""What every benchmark needs: scratch instances, gunicorn, an HTTP client, statistics, RESULTS.md,
+and nginx in front of gunicorn as docs/deploy.md configures it (the configuration read from the guide).
 
 Everything large goes under bench/out/ (git-ignored) and is removed by the
 benchmark that made it. PostgreSQL benchmarks use a scratch database of their
@@ -18,12 +19,14 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Self
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -36,6 +39,7 @@ from whistle.services import officers
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 RESULTS = ROOT / "bench" / "RESULTS.md"
+DEPLOY_GUIDE = ROOT / "docs" / "deploy.md"
 CORES = os.cpu_count() or 1
 MB = 1024 * 1024
 PASSWORD = "correct horse battery staple"  # noqa: S105 - the benchmark officers' password
@@ -139,7 +143,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
+    """The live children of a process: gunicorn's workers, or nginx's."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -153,8 +158,85 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def answers(port: int) -> bool:
+    """Whether the landing page on ``port`` answers 200."""
+    try:
+        return Client(port, timeout=2).get("/").status == 200
+    except OSError:
+        return False
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    text_ = path.read_text(errors="replace") if path.exists() else ""
+    return "\n".join(text_.splitlines()[-lines:])
+
+
+def _stop_group(process: subprocess.Popen[bytes], first: signal.Signals) -> None:
+    """Stop a process started in a session of its own, children included: ``first``, then SIGKILL."""
+    try:
+        os.killpg(process.pid, first)
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+
+
+class _Daemon:
+    """A server of a process and its workers, in a process group of its own: started by ``_launch``
+    on a free port, ready once all its workers run and it answers, stopped by ``stop_signal``
+    (then SIGKILL). Its error log is ``workdir/error.log``."""
+
+    name: str
+    stop_signal: signal.Signals
+    workdir: Path
+    workers: int
+    port: int
+    process: subprocess.Popen[bytes] | None
+    worker_pids: list[int]
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60.0) -> Self:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.process = process = self._launch()
+        deadline = time.monotonic() + timeout
+        try:
+            while not self._ready(process.pid):
+                if process.poll() is not None:
+                    raise RuntimeError(f"{self.name} exited at start-up:\n{self.log_tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{self.name} did not answer within {timeout} s:\n{self.log_tail()}")
+                time.sleep(0.1)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def _ready(self, pid: int) -> bool:
+        self.worker_pids = child_pids(pid)
+        return len(self.worker_pids) == self.workers and answers(self.port)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop_group(self.process, self.stop_signal)
+            self.process = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        return tail(self.workdir / "error.log", lines)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+
 @dataclass
-class Server:
+class Server(_Daemon):
     """gunicorn with the project's gunicorn.conf.py, in a process group of its own."""
 
     instance: Instance
@@ -164,11 +246,11 @@ class Server:
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     worker_pids: list[int] = field(default_factory=list)
+    name = "gunicorn"
+    stop_signal = signal.SIGTERM
 
-    def start(self, timeout: float = 60.0) -> Server:
-        self.workdir.mkdir(parents=True, exist_ok=True)
+    def _launch(self) -> subprocess.Popen[bytes]:
         (self.workdir / "tmp").mkdir(mode=0o700, exist_ok=True)
-        self.port = free_port()
         env = {key: value for key, value in os.environ.items() if not key.startswith("WHISTLE_")}
         env.update(WHISTLE_INSTANCE=str(self.instance.path), TMPDIR=str(self.workdir / "tmp"), **self.env)
         command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
@@ -178,7 +260,7 @@ class Server:
         if gunicorn.version_info >= (25, 1):
             command.append("--no-control-socket")
         with (self.workdir / "access.log").open("ab") as out, (self.workdir / "error.log").open("ab") as err:
-            self.process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
                 [*command, "wsgi:app"],
                 cwd=ROOT,
                 env=env,
@@ -187,47 +269,130 @@ class Server:
                 stderr=err,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited at start-up:\n{self.log_tail()}")
-            self.worker_pids = _children(self.process.pid)
-            if len(self.worker_pids) == self.workers and self._answers():
-                return self
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"gunicorn did not answer within {timeout} s:\n{self.log_tail()}")
-            time.sleep(0.1)
 
-    def _answers(self) -> bool:
-        try:
-            return Client(self.port, timeout=2).get("/").status == 200
-        except OSError:
-            return False
 
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        except ProcessLookupError:
-            pass
-        self.process = None
+# --- nginx in front, as docs/deploy.md configures it ---------------------------------------
 
-    def log_tail(self, lines: int = 30) -> str:
-        path = self.workdir / "error.log"
-        text_ = path.read_text(errors="replace") if path.exists() else ""
-        return "\n".join(text_.splitlines()[-lines:])
 
-    def __enter__(self) -> Server:
-        return self.start()
+def nginx_binary() -> str | None:
+    """The nginx program, if it is installed (Debian's is in /usr/sbin, outside some users' PATH)."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/usr/local/sbin")
 
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
+
+def nginx_version(binary: str) -> str:
+    """The version of the nginx program: "nginx/1.22.1", say."""
+    checked = subprocess.run([binary, "-v"], capture_output=True, text=True, check=False)  # noqa: S603
+    return checked.stderr.strip().removeprefix("nginx version: ")
+
+
+def nginx_config(prefix: Path, port: int, upstream: int, workers: int = 1) -> str:
+    """nginx.conf for nginx on 127.0.0.1:``port`` in front of gunicorn on ``upstream``, from the
+    nginx blocks of docs/deploy.md (section 7): whistle-proxy.conf, then the ``location = /...``
+    blocks of the outer bound on the forms in the same server, and its ``map`` and
+    ``limit_req_zone`` lines in http {}. Only what needs TLS or system paths changes: the server block
+    listens over plain HTTP, and ``proxy_pass``, the error log, the pid file and the temporary
+    folders (which the guide's buffering settings leave unused) point at the benchmark's own."""
+    proxy, bounded, limits = _guide_nginx_blocks()
+
+    def ours(block: str) -> str:
+        block = re.sub(r"(proxy_pass http://)[^;/]+", lambda m: f"{m[1]}127.0.0.1:{upstream}", block)
+        return re.sub(r"(error_log )\S+", lambda m: f"{m[1]}{prefix / 'error.log'}", block)
+
+    temp_paths = "".join(
+        f"    {kind}_temp_path {prefix / 'temp' / kind};\n"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    blocks = "\n".join(ours(block) for block in [proxy, *bounded])
+    server = textwrap.indent(f"listen 127.0.0.1:{port};\n\n{blocks}", " " * 8)
+    return (
+        f"# From {DEPLOY_GUIDE.relative_to(ROOT)}, section 7, by bench/common.py: only the addresses and\n"
+        "# paths are the benchmark's, and it is plain HTTP on the loopback (no TLS).\n"
+        f"daemon off;\nworker_processes {workers};\npid {prefix / 'nginx.pid'};\n"
+        f"error_log {prefix / 'error.log'} warn;\n\nevents {{}}\n\nhttp {{\n{temp_paths}\n"
+        f"{textwrap.indent(limits, ' ' * 4)}\n    server {{\n{server}    }}\n}}\n"
+    )
+
+
+def guide_bounds() -> str:
+    """The outer bound on the forms as docs/deploy.md sets it: "/follow-up 20r/s, burst=40", say."""
+    _, bounded, limits = _guide_nginx_blocks()
+    rates = dict(re.findall(r"\bzone=(\w+):\S+ rate=([^;\s]+)", limits))
+    described = []
+    for block in bounded:
+        path = re.search(r"^location = (\S+)", block, re.MULTILINE)
+        limit = re.search(r"limit_req zone=(\w+)( [^;]+)?;", block)
+        if path and limit:
+            described.append(f"`{path[1]}` {rates.get(limit[1], '?')}{(limit[2] or '').replace(' ', ', ')}")
+    return "; ".join(described)
+
+
+_NGINX_BLOCK = re.compile(r"^```nginx\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _guide_nginx_blocks() -> tuple[str, list[str], str]:
+    """docs/deploy.md's whistle-proxy.conf, its ``location = /...`` blocks with a limit_req, and the
+    lines of the outer bound for http {}; a clear error if one is missing or a bounded location
+    differs from ``location /`` by more than its limit."""
+    blocks = _NGINX_BLOCK.findall(DEPLOY_GUIDE.read_text())
+
+    def block_with(marker: str, what: str) -> str:
+        found = [block for block in blocks if marker in block]
+        if len(found) != 1:
+            raise RuntimeError(
+                f"{DEPLOY_GUIDE}: {what} not found (expected one ```nginx block with `{marker}`, "
+                f"found {len(found)})"
+            )
+        return str(found[0])
+
+    proxy = block_with("location / {", "whistle-proxy.conf")
+    limits = block_with("limit_req_zone", "the outer bound's `map` and `limit_req_zone` for http {}")
+    bounded = [str(block) for block in blocks if block.startswith("location = ") and "limit_req " in block]
+    if not bounded:
+        raise RuntimeError(f"{DEPLOY_GUIDE}: no `location = ...` block with `limit_req` (the outer bound)")
+    for block in bounded:
+        if [line for line in _directives(block) if not line.startswith("limit_req")] != _directives(proxy):
+            raise RuntimeError(
+                f"{DEPLOY_GUIDE}: `{block.splitlines()[0]}` is not the `location /` block of "
+                "whistle-proxy.conf with limit_req added"
+            )
+    return proxy, bounded, limits
+
+
+def _directives(block: str) -> list[str]:
+    """The directives of the (first) location block in ``block``, without comments."""
+    location = re.search(r"^location [^{]*\{\n(.*?)^\}", block, re.MULTILINE | re.DOTALL)
+    lines = location[1].splitlines() if location else []
+    return [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+
+
+@dataclass
+class Nginx(_Daemon):
+    """nginx in front of the gunicorn on port ``upstream``, configured by :func:`nginx_config`, in a
+    process group of its own, with everything it writes under ``workdir``; stopped gracefully
+    (SIGQUIT: it finishes what it is answering)."""
+
+    binary: str
+    workdir: Path
+    upstream: int
+    workers: int = 1
+    port: int = 0
+    process: subprocess.Popen[bytes] | None = None
+    worker_pids: list[int] = field(default_factory=list)
+    name = "nginx"
+    stop_signal = signal.SIGQUIT
+
+    def _launch(self) -> subprocess.Popen[bytes]:
+        (self.workdir / "temp").mkdir(exist_ok=True)
+        config = self.workdir / "nginx.conf"
+        config.write_text(nginx_config(self.workdir, self.port, self.upstream, self.workers))
+        command = [self.binary, "-p", f"{self.workdir}/", "-c", str(config)]
+        checked = subprocess.run([*command, "-t"], capture_output=True, text=True, check=False)  # noqa: S603
+        if checked.returncode:
+            raise RuntimeError(f"nginx -t refused the configuration made from the guide:\n{checked.stderr}")
+        with (self.workdir / "error.log").open("ab") as log_file:
+            return subprocess.Popen(  # noqa: S603 - nginx with our own configuration
+                command, stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True
+            )
 
 
 # --- memory of a process -----------------------------------------------------------------
