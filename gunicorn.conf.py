@@ -60,7 +60,9 @@ _shared_limits = _settings is not None and not _settings.rate_limit_storage.star
 bind = os.environ.get("WHISTLE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WHISTLE_WORKERS", cores if _shared_limits else 1))
 threads = int(os.environ.get("WHISTLE_THREADS", max(4, -(-2 * cores // workers))))
-worker_class = "gthread"
+# gunicorn's gthread worker, leaving a refused kept-alive connection unread for half a second
+# (whistle/web/pacing.py): a script that asks again at once no longer takes the cores.
+worker_class = "whistle.web.pacing.PacingWorker"
 
 timeout = 60
 graceful_timeout = 120
