@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,19 +123,31 @@ def _middle(rt: Runtime, officer_id: int, view: cases.View, today: dt.date) -> s
     return "" if middle is None else str(cases.Cursor(0, middle.received_on, middle.id))
 
 
-def _time(client: FlaskClient, url: str, cell: Cell, rounds: int) -> None:
-    spent = 0.0
+def _fetch(client: FlaskClient, url: str, cell: Cell) -> float:
+    """One request of a page: how long it took (ms); the cell keeps how many rows it showed."""
+    started = time.perf_counter()
+    response = client.get(url)
+    elapsed = (time.perf_counter() - started) * 1000
+    if response.status_code != 200:
+        raise RuntimeError(f"{url} answered {response.status_code}")
+    cell.rows = response.get_data(as_text=True).count('<th scope="row">')
+    return elapsed
+
+
+def _time(pages: list[tuple[FlaskClient, str, Cell]], rounds: int) -> None:
+    """The same page at every size in turn, round after round (the first round warms the caches).
+
+    A shared machine's speed drifts over minutes; measured in turn, every size
+    meets the same drift, and the ratios between sizes hold.
+    """
+    spent = [0.0] * len(pages)
     for turn in range(rounds + 1):
-        started = time.perf_counter()
-        response = client.get(url)
-        elapsed = (time.perf_counter() - started) * 1000
-        if response.status_code != 200:
-            raise RuntimeError(f"{url} answered {response.status_code}")
-        cell.rows = response.get_data(as_text=True).count('<th scope="row">')
-        if turn:  # the first warms the caches
-            cell.times.append(elapsed)
-            spent += elapsed
-        if len(cell.times) >= MIN_ROUNDS and spent > CELL_BUDGET_MS:
+        for index, (client, url, cell) in enumerate(pages):
+            elapsed = _fetch(client, url, cell)
+            if turn:
+                cell.times.append(elapsed)
+                spent[index] += elapsed
+        if turn >= MIN_ROUNDS and max(spent) > CELL_BUDGET_MS:
             break  # slow pages: fewer rounds, or the benchmark would take hours
 
 
@@ -167,66 +180,97 @@ def _profile(client: FlaskClient, urls: list[str], rounds: int = 5) -> dict[str,
     return {name: spent / total for name, spent in sorted(shares.items(), key=lambda item: -item[1])}
 
 
-def measure(instance: Instance, email: str, size: Size, rounds: int) -> None:
+@dataclass
+class Measured:
+    """One size's instance as the benchmark reads it: its app, a logged-in officer, and the pages' URLs."""
+
+    size: Size
+    rt: Runtime
+    client: FlaskClient
+    officer_id: int
+    today: dt.date
+    urls: dict[tuple[cases.View, str], str] = field(default_factory=dict)
+
+
+def _open(instance: Instance, email: str, size: Size) -> Measured:
     app = create_app(Settings.load(instance.path))
     rt: Runtime = app.extensions["whistle"]
-    try:
-        client = app.test_client()
-        _login(client, email)
-        today = rt.clock.today()
-        with rt.session_factory() as db:
-            officer = db.query(Officer).filter_by(email=email).one()
-        for view in cases.View:
-            base = f"/officer/?view={view.value}"
-            urls = (base, f"{base}&after={_middle(rt, officer.id, view, today)}", f"{base}&last=1")
-            for label, url in zip(PAGES, urls, strict=True):
-                _time(client, url, size.cells.setdefault((view, label), Cell()), rounds)
-            for sort in cases.Sort:
-                if sort is not cases.Sort.RECEIVED:
-                    for label, end in (("first", ""), ("last", "&last=1")):
-                        cell = size.other_sorts.setdefault((view, sort, label), Cell())
-                        _time(client, f"{base}&sort={sort.value}{end}", cell, OTHER_SORT_ROUNDS)
-        with rt.session_factory() as db:
-            officer = db.get(Officer, officer.id)
+    client = app.test_client()
+    _login(client, email)
+    today = rt.clock.today()
+    with rt.session_factory() as db:
+        officer_id = db.query(Officer).filter_by(email=email).one().id
+    opened = Measured(size, rt, client, officer_id, today)
+    for view in cases.View:
+        base = f"/officer/?view={view.value}"
+        middle = f"{base}&after={_middle(rt, officer_id, view, today)}"
+        for label, url in zip(PAGES, (base, middle, f"{base}&last=1"), strict=True):
+            opened.urls[(view, label)] = url
+    return opened
+
+
+def measure(sizes: list[Measured], rounds: int) -> None:
+    """Every page of every view at every size, in turn (see :func:`_time`); then, size by size, the
+    services alone and a profile."""
+    for view in cases.View:
+        for label in PAGES:
+            key = (view, label)
+            _time([(m.client, m.urls[key], m.size.cells.setdefault(key, Cell())) for m in sizes], rounds)
+        for sort in cases.Sort:
+            if sort is cases.Sort.RECEIVED:
+                continue
+            for label, end in (("first", ""), ("last", "&last=1")):
+                other = (view, sort, label)
+                url = f"/officer/?view={view.value}&sort={sort.value}{end}"
+                cells = [(m.client, url, m.size.other_sorts.setdefault(other, Cell())) for m in sizes]
+                _time(cells, OTHER_SORT_ROUNDS)
+    for m in sizes:
+        with m.rt.session_factory() as db:
+            officer = db.get(Officer, m.officer_id)
             assert officer is not None
             for turn in range(MIN_ROUNDS + 1):
                 started = time.perf_counter()
                 cases.list_cases(
-                    db, officer, today, size=rt.settings.page_size, direction=cases.Direction.LAST
+                    db, officer, m.today, size=m.rt.settings.page_size, direction=cases.Direction.LAST
                 )
                 listed = (time.perf_counter() - started) * 1000
                 started = time.perf_counter()
-                cases.view_counts(db, officer, today)
+                cases.view_counts(db, officer, m.today)
                 counted = (time.perf_counter() - started) * 1000
                 if turn:
-                    size.list_service.append(listed)
-                    size.counts_service.append(counted)
-        size.profile = _profile(client, [f"/officer/?view={view.value}" for view in cases.View])
-    finally:
-        rt.engine.dispose()
+                    m.size.list_service.append(listed)
+                    m.size.counts_service.append(counted)
+        m.size.profile = _profile(m.client, [f"/officer/?view={view.value}" for view in cases.View])
 
 
 def run_database(
-    kind: str, url: str | None, targets: list[int], rounds: int, results: Path | None = None
+    kind: str, urls: list[str | None], targets: list[int], rounds: int, results: Path | None = None
 ) -> list[Size]:
+    """Seed one instance for each size (on the database at each of ``urls``; None for SQLite), then
+    measure them together."""
     log(f"-- {kind} --")
-    workdir = OUT / f"list-{kind}"
-    instance = make_instance(workdir / "instance", url)
-    email = add_officers(instance, ["Olive Officer", "Bob Officer", "Carol Officer"])[0]
-    sizes = []
-    seeded = 0
-    for target in targets:
-        log(f"  seeding {target - seeded:,} cases (to {target:,})")
-        seconds = seed(instance, target - seeded)
-        log(f"  seeded in {seconds:.0f} s ({(target - seeded) / seconds:,.0f} cases/s)")
-        seeded = target
-        size = Size(target, seconds)
-        measure(instance, email, size, rounds)
-        sizes.append(size)
-        _write(kind, sizes, rounds, results)  # so far: a benchmark stopped halfway still leaves figures
+    sizes: list[Size] = []
+    opened: list[Measured] = []
+    try:
+        for target, url in zip(targets, urls, strict=True):
+            instance = make_instance(OUT / f"list-{kind}" / f"instance-{target}", url)
+            email = add_officers(instance, ["Olive Officer", "Bob Officer", "Carol Officer"])[0]
+            log(f"  seeding {target:,} cases")
+            seconds = seed(instance, target)
+            log(f"  seeded in {seconds:.0f} s ({target / seconds:,.0f} cases/s)")
+            size = Size(target, seconds)
+            sizes.append(size)
+            opened.append(_open(instance, email, size))
+        log("  measuring every size in turn")
+        measure(opened, rounds)
+    finally:
+        for m in opened:
+            m.rt.engine.dispose()
+    _write(kind, sizes, rounds, results)
+    for size in sizes:
         worst = max(size.cells.values(), key=lambda cell: cell.median)
         log(
-            f"  {target:>7,} cases: slowest median {fmt(worst.median)} ms; "
+            f"  {size.reports:>7,} cases: slowest median {fmt(worst.median)} ms; "
             f"services alone: list {fmt(median(size.list_service))} ms, "
             f"counts {fmt(median(size.counts_service))} ms"
         )
@@ -248,12 +292,13 @@ def run(quick: bool = False, results: Path | None = None) -> dict[str, list[Size
             continue
         try:
             if kind == "sqlite":
-                measured[kind] = run_database(kind, None, targets, rounds, results)
+                measured[kind] = run_database(kind, [None] * len(targets), targets, rounds, results)
             else:
-                with scratch_postgresql() as url:
-                    if url is None:
+                with ExitStack() as stack:
+                    urls = [stack.enter_context(scratch_postgresql(f"whistle_bench_{n}")) for n in targets]
+                    if None in urls:
                         continue
-                    measured[kind] = run_database(kind, url, targets, rounds, results)
+                    measured[kind] = run_database(kind, urls, targets, rounds, results)
         finally:
             shutil.rmtree(OUT / f"list-{kind}", ignore_errors=True)
     return measured
@@ -294,7 +339,9 @@ def _write(kind: str, sizes: list[Size], rounds: int, results: Path | None) -> N
         "three officers). Pages are read from a cursor (keyset pagination): the first page, the page "
         "after the case halfway down the view (`&after=...`) and the last page (`&last=1`). In brackets, "
         "the cases the page showed: with 1,000 cases some views hold fewer than a page, and a page of "
-        "ten rows costs less to read and render than one of fifty.",
+        "ten rows costs less to read and render than one of fifty. Each size is an instance of its "
+        "own, and they are measured in turn, request by request (a page at every size, then again), "
+        "so that the shared machine's changing speed touches every size alike.",
         "",
         "The other sorts (priority, status, either deadline), first and last page of each view, "
         f"{OTHER_SORT_ROUNDS} requests each: slowest median "
@@ -306,7 +353,7 @@ def _write(kind: str, sizes: list[Size], rounds: int, results: Path | None) -> N
         f"{largest.reports:,} cases {growth:.1f}x (goal within {GOAL_GROWTH}x: "
         f"**{'met' if growth <= GOAL_GROWTH else 'not met'}**; from {before.reports:,} cases, where every "
         f"view fills its pages, {full_growth:.1f}x). "
-        f"Seeding up to each size took {', '.join(f'{s.seed_seconds:.0f} s' for s in sizes)}.",
+        f"Seeding each size took {', '.join(f'{s.seed_seconds:.0f} s' for s in sizes)}.",
         "",
         f"Where the time of a request goes at {largest.reports:,} cases (cProfile, own time of each "
         "function, the first page of every view): "

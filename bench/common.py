@@ -648,7 +648,7 @@ Written by `make bench` (`bench/run.py`); each benchmark rewrites its own sectio
 The machine is shared and noisy: compare figures within one section (each
 measures its limit in the same run), and see the load average each section
 records. Large files and scratch instances live under `bench/out/` (removed
-afterwards); PostgreSQL figures use a scratch database, `whistle_bench`.
+afterwards); PostgreSQL figures use scratch databases (`whistle_bench`, and one a size for the list).
 """
 
 
