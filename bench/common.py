@@ -21,6 +21,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -183,7 +184,7 @@ def _stop_group(process: subprocess.Popen[bytes], first: signal.Signals) -> None
         pass
 
 
-class _Daemon:
+class _Daemon(ABC):
     """A server of a process and its workers, in a process group of its own: started by ``_launch``
     on a free port, ready once all its workers run and it answers, stopped by ``stop_signal``
     (then SIGKILL). Its error log is ``workdir/error.log``."""
@@ -196,8 +197,9 @@ class _Daemon:
     process: subprocess.Popen[bytes] | None
     worker_pids: list[int]
 
+    @abstractmethod
     def _launch(self) -> subprocess.Popen[bytes]:
-        raise NotImplementedError
+        """Start the server's master process (its port is chosen already)."""
 
     def start(self, timeout: float = 60.0) -> Self:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -79,7 +79,7 @@ from whistle.crypto import KdfParams
 from whistle.web.pacing import PAUSE
 
 GOAL_P95_GROWTH = 3.0
-#: nginx's own answer beyond the outer bound on guesses (its limit_req), as _status tells it apart.
+#: nginx's own answer beyond the burst of its limit_req on the forms, as _status tells it apart.
 NGINX_REFUSAL = "429 by nginx"
 DELIBERATE: set[int | str] = {429, 503, NGINX_REFUSAL}
 RECEIPT_CLIENTS = 20
@@ -152,7 +152,7 @@ class Phase:
 def _status(ask: Callable[[], Reply], front: str) -> int | str:
     """The status of the answer to ``ask()``, or the name of the error it met. Every answer of the
     portal carries its Content-Security-Policy: one without it is the ``front`` server's own (nginx's
-    429 beyond the outer bound on guesses, a 502 if gunicorn did not answer; gunicorn's 400)."""
+    429 beyond the burst of its limit_req, a 502 if gunicorn did not answer; gunicorn's 400)."""
     try:
         reply = ask()
     except OSError as error:

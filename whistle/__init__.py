@@ -64,7 +64,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         Runtime,
         close_request,
         finish_request,
-        local_time,
         organisation,
     )
     from whistle.web.sessions import SealedSessionInterface
@@ -129,7 +128,6 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     security.install(app, settings.trusted_hosts)
     errors.install(app)
     app.jinja_env.filters["markdown"] = markdown.render
-    app.jinja_env.filters["local_time"] = local_time
     dates.install(app)
     app.context_processor(lambda: {"organisation_name": organisation()["organisation_name"]})
     return app

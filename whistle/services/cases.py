@@ -426,7 +426,7 @@ _ROW_COLUMNS = (
 )
 
 
-#: A row of :data:`_ROW_COLUMNS`, its fields read by name.
+#: A row of :data:`_ROW_COLUMNS`: the cursor reads its sort key by name, :func:`_row` unpacks it in order.
 _ListRow = Row[*tuple[Any, ...]]
 
 

@@ -1,4 +1,4 @@
-"""How dates read on pages: one spelling for each, as template filters.
+"""How dates read on pages: one spelling for each, and the organisation's time zone, as template filters.
 
 Filters rather than ``.strftime(...)`` in templates: one place says how a date
 reads, and a filter is a plain call where a method call in a template goes
@@ -10,6 +10,15 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import Flask
+
+from whistle.web.runtime import runtime
+
+
+def local_time(moment: dt.datetime) -> dt.datetime:
+    """An officer-side time in the organisation's time zone (stored times are UTC)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(runtime().clock.timezone)
 
 
 def day(value: dt.date) -> str:
@@ -28,4 +37,4 @@ def day_time(value: dt.datetime) -> str:
 
 
 def install(app: Flask) -> None:
-    app.jinja_env.filters.update(day=day, long_day=long_day, day_time=day_time)
+    app.jinja_env.filters.update(local_time=local_time, day=day, long_day=long_day, day_time=day_time)

@@ -78,13 +78,6 @@ class PublicIdConverter(BaseConverter):
     regex = "[0-9a-f]{32}"
 
 
-def local_time(moment: dt.datetime) -> dt.datetime:
-    """An officer-side time in the organisation's time zone (stored times are UTC)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(runtime().clock.timezone)
-
-
 def runtime() -> Runtime:
     value: Runtime = current_app.extensions["whistle"]
     return value
