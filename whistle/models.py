@@ -13,6 +13,7 @@ import enum
 
 from sqlalchemy import (
     Column,
+    Computed,
     Date,
     DateTime,
     Enum,
@@ -120,7 +121,15 @@ class Officer(Base):
 
 #: Report rows open or closed (a literal, as the list's queries write it: see REPORT_INDEXES).
 _OPEN = "status != 'closed'"
-#: The case list's indexes (migration 0006): each view's filter, then its order (key, id), so a
+#: The nearest legal deadline a case has still to meet: none once it is closed or both are met.
+#: The database computes it from the clocks (migration 0007), so no code path can leave it stale.
+NEXT_DEADLINE = (
+    "CASE WHEN status = 'closed' THEN NULL"
+    " WHEN acknowledged_on IS NULL AND (feedback_given_on IS NOT NULL OR acknowledge_by <= feedback_by)"
+    " THEN acknowledge_by"
+    " WHEN feedback_given_on IS NULL THEN feedback_by END"
+)
+#: The case list's indexes (migrations 0006, 0007): each view's filter, then its order (key, id), so a
 #: page is read from where the last ended. Partial ones hold open cases, or running deadlines.
 REPORT_INDEXES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "ix_report_received": (("received_on", "id"), None),
@@ -132,6 +141,7 @@ REPORT_INDEXES: dict[str, tuple[tuple[str, ...], str | None]] = {
     "ix_report_open_priority": (("priority", "received_on", "id"), _OPEN),
     "ix_report_acknowledge_running": (("acknowledge_by", "id"), f"{_OPEN} AND acknowledged_on IS NULL"),
     "ix_report_feedback_running": (("feedback_by", "id"), f"{_OPEN} AND feedback_given_on IS NULL"),
+    "ix_report_next_deadline": (("next_deadline", "id"), "next_deadline IS NOT NULL"),
 }
 
 
@@ -170,6 +180,9 @@ class Report(Base):
     #: Derived from the clocks, kept so that lists sort and filter on an index.
     acknowledge_by: Mapped[dt.date] = mapped_column(Date)
     feedback_by: Mapped[dt.date] = mapped_column(Date)
+    #: The sooner of the two still to meet (:data:`NEXT_DEADLINE`): overdue and due-soon are one
+    #: range of its index, read in the order an officer works through them.
+    next_deadline: Mapped[dt.date | None] = mapped_column(Date, Computed(NEXT_DEADLINE, persisted=True))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"), index=True)
     officer_category: Mapped[str | None] = mapped_column(String(60))
     detriment_risk: Mapped[DetrimentRisk] = mapped_column(

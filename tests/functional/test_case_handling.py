@@ -469,6 +469,8 @@ def caseload(app, alice, bob) -> dict[str, str]:
         ("?view=urgent", ["urgent"]),
         ("?view=due_soon", ["urgent"]),
         ("?view=overdue", ["overdue"]),
+        # Soonest deadline still to meet first (the overdue one's was a month ago); then those with none.
+        ("?sort=next_deadline", ["overdue", "urgent", "mine", "closed"]),
         ("?sort=priority", ["urgent", "mine", "overdue", "closed"]),
         ("?sort=received", ["mine", "urgent", "overdue", "closed"]),
         ("?view=new&sort=acknowledge_by", ["overdue", "urgent"]),
@@ -502,6 +504,29 @@ def test_the_counts_beside_each_view_are_the_officers_own(app, alice, bob, casel
         **counts,
         "mine": 0,
     }
+
+
+def view_links(page: str) -> dict[str, str]:
+    """Where each view's link leads."""
+    found = re.findall(r'<a href="(/officer/\?view=(\w+)[^"]*)"[^>]*>[^<]*<span class="count', page)
+    return {view: href.replace("&amp;", "&") for href, view in found}
+
+
+def test_each_view_opens_in_its_own_order_unless_the_officer_chose_one(app, alice, caseload):
+    officer = officer_client(app, alice)
+    # From the list as it opens, each view's link leads to the view as it opens: the deadline
+    # views sorted by the deadline, most at risk first, the others newest first.
+    links = view_links(officer.get("/officer/").get_data(as_text=True))
+    assert links["overdue"] == "/officer/?view=overdue"
+    assert links["all"] == "/officer/?view=all"
+    page = officer.get(links["due_soon"]).get_data(as_text=True)
+    assert 'aria-sort="ascending">Next deadline' in page
+    assert view_links(page)["all"] == "/officer/?view=all"
+    # A sort the officer chose goes with them from view to view.
+    links = view_links(officer.get("/officer/?view=all&sort=priority").get_data(as_text=True))
+    assert links["overdue"] == "/officer/?view=overdue&sort=priority"
+    links = view_links(officer.get("/officer/?view=overdue&sort=received").get_data(as_text=True))
+    assert links["all"] == "/officer/?view=all&sort=received"
 
 
 def list_rows(page: str) -> dict[str, list[str]]:
@@ -544,6 +569,7 @@ def test_a_list_row_reads_the_case_s_day_priority_status_lead_labels_and_deadlin
         "Acknowledged",
         "Alice Officer",
         "Staffing",
+        day(mine, "feedback_by"),  # the next deadline: acknowledging is done
         "Done",
         day(mine, "feedback_by"),
         "No new message",
@@ -552,9 +578,10 @@ def test_a_list_row_reads_the_case_s_day_priority_status_lead_labels_and_deadlin
     overdue = caseload["overdue"]
     assert rows[overdue][0] == f"{day(overdue, 'received_on')}, Normal, New Not read"
     assert rows[overdue][2] == "New Overdue"
-    assert rows[overdue][3:7] == [
+    assert rows[overdue][3:8] == [
         "No lead yet",
         "No labels",
+        day(overdue, "acknowledge_by"),  # the next deadline
         day(overdue, "acknowledge_by"),
         day(overdue, "feedback_by"),
     ]

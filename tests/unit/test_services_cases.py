@@ -810,7 +810,9 @@ def test_each_sort_orders_the_list(
     assert [names[i] for i in _ids(last_two)] == order[3:]
 
 
-@pytest.mark.parametrize("sort", [cases.Sort.ACKNOWLEDGE_BY, cases.Sort.FEEDBACK_BY])
+@pytest.mark.parametrize(
+    "sort", [cases.Sort.ACKNOWLEDGE_BY, cases.Sort.FEEDBACK_BY, cases.Sort.NEXT_DEADLINE]
+)
 def test_sorting_by_a_deadline_puts_the_deadlines_still_to_meet_first(
     db: Session,
     store: SealedStore,
@@ -828,6 +830,55 @@ def test_sorting_by_a_deadline_puts_the_deadlines_still_to_meet_first(
 
     rows = cases.list_cases(db, alice.officer, TODAY, sort=sort).rows
     assert [row.public_id for row in rows] == [pending, done]
+
+
+def test_the_deadline_views_open_with_the_nearest_deadline_first_and_page_on_in_that_order(
+    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
+) -> None:
+    alice = make_officer("Alice Officer")
+    actor = _actor(alice)
+
+    received: dict[str, dt.date] = {}
+
+    def submit(day: dt.date, acknowledged: dt.date | None = None) -> str:
+        public_id = _submit(db, store, keyring, policy, today=day).public_id
+        received[public_id] = day
+        if acknowledged:
+            cases.set_status(db, actor, public_id, ReportStatus.ASSESSING, policy, _at(acknowledged))
+        return public_id
+
+    # Overdue on 1 March, by the deadline each has still to meet (received newest first, they
+    # would read in another order).
+    overdue = [
+        submit(dt.date(2023, 11, 1), acknowledged=dt.date(2023, 11, 3)),  # feedback by 3 February
+        submit(dt.date(2024, 2, 1)),  # acknowledge by 8 February
+        submit(dt.date(2024, 2, 10)),  # 17 February
+        submit(dt.date(2024, 2, 15)),  # 22 February
+    ]
+    due_soon = [
+        submit(dt.date(2024, 2, 24)),  # acknowledge by 2 March
+        submit(dt.date(2023, 12, 1), acknowledged=dt.date(2023, 12, 4)),  # feedback by 4 March
+        submit(dt.date(2024, 2, 28)),  # acknowledge by 6 March
+        submit(TODAY),  # 8 March, the last day of the week ahead
+    ]
+
+    for view, expected in ((cases.View.OVERDUE, overdue), (cases.View.DUE_SOON, due_soon)):
+        page = cases.list_cases(db, alice.officer, TODAY, view=view)
+        assert (page.sort, page.chosen_sort) == (cases.Sort.NEXT_DEADLINE, None)
+        assert _ids(page) == expected
+        assert [row.next_deadline for row in page.rows] == sorted(row.next_deadline for row in page.rows)
+        first = cases.list_cases(db, alice.officer, TODAY, view=view, size=3)
+        assert _ids(first) == expected[:3]
+        following = cases.list_cases(db, alice.officer, TODAY, view=view, size=3, cursor=first.next)
+        assert _ids(following) == expected[3:]
+        assert (
+            _ids(cases.list_cases(db, alice.officer, TODAY, view=view, size=3, direction=LAST))
+            == expected[1:]
+        )
+        # The officer may still choose another order.
+        newest = cases.list_cases(db, alice.officer, TODAY, view=view, sort=cases.Sort.RECEIVED)
+        assert _ids(newest) == sorted(expected, key=received.__getitem__, reverse=True) != expected
+        assert newest.chosen_sort is cases.Sort.RECEIVED
 
 
 # --- one case: close, share, reopen, history -------------------------------------------

@@ -26,7 +26,6 @@ from sqlalchemy import (
     literal,
     literal_column,
     not_,
-    or_,
     select,
     true,
     tuple_,
@@ -125,7 +124,17 @@ class Sort(enum.StrEnum):
     PRIORITY = "priority"
     ACKNOWLEDGE_BY = "acknowledge_by"
     FEEDBACK_BY = "feedback_by"
+    NEXT_DEADLINE = "next_deadline"
     STATUS = "status"
+
+
+#: How a view opens: most by the day received, newest first; the deadline views by the
+#: deadline, the one most at risk first.
+DEFAULT_SORTS = {View.DUE_SOON: Sort.NEXT_DEADLINE, View.OVERDUE: Sort.NEXT_DEADLINE}
+
+
+def default_sort(view: View) -> Sort:
+    return DEFAULT_SORTS.get(view, Sort.RECEIVED)
 
 
 @dataclass(frozen=True)
@@ -151,6 +160,7 @@ class CaseRow:
     read: bool
     acknowledge_by: dt.date | None
     feedback_by: dt.date | None
+    next_deadline: dt.date | None
     overdue: bool
     due_soon: bool
     labels: list[str] = field(default_factory=list)
@@ -218,46 +228,29 @@ def _feedback_running() -> ColumnElement[bool]:
     return and_(_open_case(), Report.feedback_given_on.is_(None))
 
 
-def _ack_late(today: dt.date) -> ColumnElement[bool]:
-    return and_(_ack_running(), Report.acknowledge_by < today)
+def _deadline_running() -> ColumnElement[bool]:
+    """A deadline still to meet: the condition of the index ix_report_next_deadline, word for word."""
+    return Report.next_deadline.is_not(None)
 
 
-def _feedback_late(today: dt.date) -> ColumnElement[bool]:
-    return and_(_feedback_running(), Report.feedback_by < today)
+# A case is overdue when the nearest deadline it has still to meet (Report.next_deadline, which
+# the database computes from the clocks) is past, and due soon when it falls within the week:
+# each view is one range of that deadline's index.
 
 
 def _overdue(today: dt.date) -> ColumnElement[bool]:
-    # Each branch is one range of a partial index, so the view reads the late cases only.
-    return or_(_ack_late(today), _feedback_late(today))
+    return and_(_deadline_running(), Report.next_deadline < today)
 
 
 def _due_soon(today: dt.date) -> ColumnElement[bool]:
-    """Open, not overdue, and a deadline still to meet falls within the week.
-
-    Written as two ranges of a week on the running-deadline indexes: a case
-    whose acknowledgement is due this week is due soon unless its feedback
-    is already late, and the other way round.
-    """
-    horizon = today + DUE_SOON
-    return or_(
-        and_(_ack_running(), Report.acknowledge_by.between(today, horizon), not_(_feedback_late(today))),
-        and_(_feedback_running(), Report.feedback_by.between(today, horizon), not_(_ack_late(today))),
-    )
+    return and_(_deadline_running(), Report.next_deadline >= today, Report.next_deadline <= today + DUE_SOON)
 
 
-def _urgency(
-    status: ReportStatus, acknowledge_by: dt.date | None, feedback_by: dt.date | None, today: dt.date
-) -> tuple[bool, bool]:
-    """Whether a case is overdue, and whether it is due soon, from the deadlines it has still to meet.
-
-    The same rules as the views' conditions (:func:`_overdue`, :func:`_due_soon`),
-    for one case: a closed case is neither.
-    """
-    if status is ReportStatus.CLOSED:
+def _urgency(next_deadline: dt.date | None, today: dt.date) -> tuple[bool, bool]:
+    """Whether a case is overdue, and whether it is due soon: the views' rules, for one case."""
+    if next_deadline is None:
         return False, False
-    running = [day for day in (acknowledge_by, feedback_by) if day is not None]
-    overdue = any(day < today for day in running)
-    return overdue, not overdue and any(day <= today + DUE_SOON for day in running)
+    return next_deadline < today, today <= next_deadline <= today + DUE_SOON
 
 
 # --- lists -----------------------------------------------------------------------
@@ -320,28 +313,38 @@ def _in_view(query: Select[Report], view: View, officer: Officer, today: dt.date
 
 
 @dataclass(frozen=True)
-class _Order:
-    """A sort order: groups of cases in turn, each ordered by ``key`` then id in one direction.
+class _Group:
+    """Some of the cases, ordered by ``key`` then id in one direction.
 
-    Each group is a separate indexed range, so that sorting by priority or
-    status costs a few short index reads, not a sort of every case.
+    A sort order is groups in turn, each a separate indexed range, so that
+    sorting by priority or status costs a few short index reads, not a sort
+    of every case.
     """
 
-    groups: tuple[ColumnElement[bool], ...]
-    key: InstrumentedAttribute[dt.date]
-    descending: bool
+    where: ColumnElement[bool]
+    key: InstrumentedAttribute[Any]
+    descending: bool = False
 
 
-_ORDERS = {
-    Sort.RECEIVED: _Order((true(),), Report.received_on, descending=True),
-    Sort.PRIORITY: _Order(tuple(Report.priority == p for p in Priority), Report.received_on, descending=True),
-    Sort.STATUS: _Order(tuple(Report.status == s for s in ReportStatus), Report.received_on, descending=True),
+def _newest_first(where: ColumnElement[bool]) -> _Group:
+    return _Group(where, Report.received_on, descending=True)
+
+
+def _soonest_first(running: ColumnElement[bool], key: InstrumentedAttribute[Any]) -> tuple[_Group, _Group]:
     # Deadlines still running come first, soonest first; met ones (done, given, closed) after them.
-    Sort.ACKNOWLEDGE_BY: _Order(
-        (_ack_running(), not_(_ack_running())), Report.acknowledge_by, descending=False
-    ),
-    Sort.FEEDBACK_BY: _Order(
-        (_feedback_running(), not_(_feedback_running())), Report.feedback_by, descending=False
+    return _Group(running, key), _Group(not_(running), key)
+
+
+_ORDERS: dict[Sort, tuple[_Group, ...]] = {
+    Sort.RECEIVED: (_newest_first(true()),),
+    Sort.PRIORITY: tuple(_newest_first(Report.priority == p) for p in Priority),
+    Sort.STATUS: tuple(_newest_first(Report.status == s) for s in ReportStatus),
+    Sort.ACKNOWLEDGE_BY: _soonest_first(_ack_running(), Report.acknowledge_by),
+    Sort.FEEDBACK_BY: _soonest_first(_feedback_running(), Report.feedback_by),
+    # The cases with nothing left to meet have no next deadline: newest first, after the others.
+    Sort.NEXT_DEADLINE: (
+        _Group(_deadline_running(), Report.next_deadline),
+        _newest_first(not_(_deadline_running())),
     ),
 }
 
@@ -389,6 +392,11 @@ class CasePage:
     previous: Cursor | None = None
     next: Cursor | None = None
 
+    @property
+    def chosen_sort(self) -> Sort | None:
+        """The sort, if the officer chose it over the view's own: the other views keep it."""
+        return None if self.sort is default_sort(self.view) else self.sort
+
 
 @dataclass(frozen=True)
 class CaseList:
@@ -401,11 +409,11 @@ class CaseList:
     labels: list[str]
 
 
-def _after(order: _Order, cursor: Cursor, forward: bool) -> ColumnElement[bool]:
+def _after(group: _Group, cursor: Cursor, forward: bool) -> ColumnElement[bool]:
     """Within the cursor's group: the cases that come after it in the direction of reading."""
-    here = tuple_(order.key, Report.id)
+    here = tuple_(group.key, Report.id)
     there = tuple_(literal(cursor.key, Date), literal(cursor.id))
-    return here < there if order.descending == forward else here > there
+    return here < there if group.descending == forward else here > there
 
 
 #: What a list row shows: clear workflow fields and the lead's name, none of the sealed columns.
@@ -422,6 +430,7 @@ _ROW_COLUMNS = (
     Report.acknowledge_by,
     Report.feedback_given_on,
     Report.feedback_by,
+    Report.next_deadline,
     Officer.display_name.label("assignee"),
 )
 
@@ -431,19 +440,22 @@ _ListRow = Row[*tuple[Any, ...]]
 
 
 def _read(
-    db: Session, query: Select[Report], order: _Order, cursor: Cursor | None, forward: bool, limit: int
+    db: Session,
+    query: Select[Report],
+    order: tuple[_Group, ...],
+    cursor: Cursor | None,
+    forward: bool,
+    limit: int,
 ) -> list[tuple[Cursor, _ListRow]]:
     """Up to ``limit`` cases from the cursor onwards (or from an end), in the direction of reading."""
-    key_order = order.key.desc() if order.descending == forward else order.key.asc()
-    id_order = Report.id.desc() if order.descending == forward else Report.id.asc()
     found: list[tuple[Cursor, _ListRow]] = []
-    groups = list(enumerate(order.groups))
+    groups = list(enumerate(order))
     for index, group in groups if forward else reversed(groups):
         if cursor is not None and (index < cursor.group if forward else index > cursor.group):
             continue
-        page = query.where(group)
+        page = query.where(group.where)
         if cursor is not None and index == cursor.group:
-            page = page.where(_after(order, cursor, forward))
+            page = page.where(_after(group, cursor, forward))
         # A group may hold none of the view's cases (overdue ones whose feedback was given, say).
         # Asked for in order, the database may walk the sort's whole index to find that out;
         # asked whether there is any, it uses the view's own index.
@@ -452,11 +464,16 @@ def _read(
         rows = (
             page.with_only_columns(*_ROW_COLUMNS)
             .outerjoin(Officer, Report.assignee_id == Officer.id)
-            .order_by(key_order, id_order)
+            .order_by(
+                *(
+                    column.desc() if group.descending == forward else column.asc()
+                    for column in (group.key, Report.id)
+                )
+            )
             .limit(limit - len(found))
         )
         for row in db.execute(rows):
-            found.append((Cursor(index, getattr(row, order.key.key), row.id), row))
+            found.append((Cursor(index, getattr(row, group.key.key), row.id), row))
         if len(found) >= limit:
             break
     return found
@@ -490,11 +507,10 @@ def _row(row: _ListRow, labels: list[str], today: dt.date) -> CaseRow:
         acknowledge_by,
         feedback_given_on,
         feedback_by,
+        next_deadline,
         assignee,
     ) = row
-    acknowledge_by = acknowledge_by if acknowledged_on is None else None
-    feedback_by = feedback_by if feedback_given_on is None else None
-    overdue, due_soon = _urgency(status, acknowledge_by, feedback_by, today)
+    overdue, due_soon = _urgency(next_deadline, today)
     return CaseRow(
         public_id=public_id,
         received_on=received_on,
@@ -503,8 +519,9 @@ def _row(row: _ListRow, labels: list[str], today: dt.date) -> CaseRow:
         assignee=assignee,
         unread_reporter_messages=unread,
         read=first_read_on is not None,
-        acknowledge_by=acknowledge_by,
-        feedback_by=feedback_by,
+        acknowledge_by=acknowledge_by if acknowledged_on is None else None,
+        feedback_by=feedback_by if feedback_given_on is None else None,
+        next_deadline=next_deadline,
         overdue=overdue,
         due_soon=due_soon,
         labels=labels,
@@ -525,7 +542,7 @@ def list_cases(
     today: dt.date,
     *,
     view: View = View.ALL,
-    sort: Sort = Sort.RECEIVED,
+    sort: Sort | None = None,
     size: int = 50,
     label: str | None = None,
     cursor: Cursor | None = None,
@@ -535,10 +552,12 @@ def list_cases(
 
     Without a cursor, the first page (or the last, for :attr:`Direction.LAST`);
     with one, the page after or before it. A cursor that leads nowhere (the
-    cases around it have changed) gives the first page.
+    cases around it have changed) gives the first page. Without a sort, the
+    view's own (:func:`default_sort`).
     """
+    sort = sort or default_sort(view)
     order = _ORDERS[sort]
-    if direction is Direction.LAST or (cursor is not None and cursor.group >= len(order.groups)):
+    if direction is Direction.LAST or (cursor is not None and cursor.group >= len(order)):
         cursor = None  # the last page reads from the end; a place in no group reads from the start
     forward = direction is not Direction.LAST and (direction is Direction.AFTER or cursor is None)
     found = _read(db, view_query(officer, today, view, label), order, cursor, forward, limit=size + 1)
@@ -592,7 +611,7 @@ def case_list(
     today: dt.date,
     *,
     view: View,
-    sort: Sort,
+    sort: Sort | None,
     size: int,
     label: str | None,
     cursor: Cursor | None,

@@ -196,7 +196,7 @@ def list_reports() -> str:
         g.officer,
         today,
         view=_choice(cases.View, request.args.get("view"), cases.View.ALL),
-        sort=_choice(cases.Sort, request.args.get("sort"), cases.Sort.RECEIVED),
+        sort=_choice(cases.Sort, request.args.get("sort"), None),  # None: the view's own
         size=rt.settings.page_size,
         label=request.args.get("label") or None,
         cursor=cursor,
