@@ -29,6 +29,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Self
 
+import psutil
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -145,18 +146,8 @@ def free_port() -> int:
 
 
 def child_pids(pid: int) -> list[int]:
-    """The live children of a process: gunicorn's workers, or nginx's."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    """The children of a process: gunicorn's workers, or nginx's."""
+    return [child.pid for child in psutil.Process(pid).children()]
 
 
 def answers(port: int) -> bool:

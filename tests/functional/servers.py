@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import gunicorn
+import psutil
 from sqlalchemy import func, select
 
 from tests.conftest import CHEAP_KDF, PASSWORD, csrf_token
@@ -115,18 +116,10 @@ def _tasks(pid: int) -> list[Path]:
 
 
 def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == pid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    try:
+        return [child.pid for child in psutil.Process(pid).children()]
+    except psutil.NoSuchProcess:  # already gone and reaped: no children left either
+        return []
 
 
 @dataclass
