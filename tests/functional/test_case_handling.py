@@ -475,6 +475,9 @@ def caseload(app, alice, bob) -> dict[str, str]:
         ("?sort=received", ["mine", "urgent", "overdue", "closed"]),
         ("?view=new&sort=acknowledge_by", ["overdue", "urgent"]),
         ("?sort=status", ["urgent", "overdue", "mine", "closed"]),  # in the order of the workflow
+        ("?view=new&sort=status", ["urgent", "overdue"]),
+        ("?view=mine&sort=status&last=1", ["mine"]),
+        ("?view=overdue&sort=status", ["overdue"]),
         # Unknown views and sorts fall back to all cases, newest first.
         ("?view=archive", ["mine", "urgent", "overdue", "closed"]),
         ("?view=NEW&sort=secret", ["mine", "urgent", "overdue", "closed"]),

@@ -401,6 +401,11 @@ def test_the_statuses_and_clocks_of_the_first_release_carry_over(upgraded: Upgra
     assert fresh.deadlines.feedback_by == dt.date(2025, 4, 13)
     acknowledged = cases.open_case(db, alice, by_status["acknowledged"].public_id, Policy(), moment())
     assert acknowledged.deadlines.feedback_by == dt.date(2025, 4, 13)  # three months from acknowledgement
+    # The next deadline the database works out for the list (migration 0007) follows the same clocks.
+    rows = {row.public_id: row for row in cases.list_cases(db, alice.officer, NOW.date()).rows}
+    assert rows[fresh.public_id].next_deadline == fresh.deadlines.acknowledge_by
+    assert rows[acknowledged.public_id].next_deadline == dt.date(2025, 4, 13)
+    assert rows[by_status["closed"].public_id].next_deadline is None
 
 
 def test_an_excluded_officer_is_still_kept_out(upgraded: Upgraded, db: Session) -> None:
