@@ -1,5 +1,5 @@
 """The ``whistle`` command: ``init``, ``officer add``, ``setup-link``, ``db upgrade``, Flask's ``run``;
-for cron, ``purge`` (retention) and ``notify`` (email to officers)."""
+for cron, ``purge`` (retention), ``notify`` (email to officers) and ``db analyze`` (query statistics)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import TextIO
 import click
 from flask import current_app
 from flask.cli import FlaskGroup
+from sqlalchemy.pool import NullPool
 
 from whistle import audit, create_app
 from whistle.config import ConfigError, Settings, create_instance, instance_path_from_env
 from whistle.crypto import InvalidCode, export_private_key, import_private_key
-from whistle.db import upgrade
+from whistle.db import analyze, make_engine, upgrade
 from whistle.services import notifications, officers, recovery, retention
 from whistle.services import settings as settings_service
 from whistle.services.errors import OfficerExists, UnknownOfficer, WeakPassword, WrongRecoveryKey
@@ -167,15 +168,30 @@ def db_group() -> None:
     """The database schema."""
 
 
+def _database_url() -> str:
+    try:
+        return Settings.load().database_url
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from error
+
+
 @db_group.command("upgrade", with_appcontext=False)
 def db_upgrade() -> None:
     """Apply every migration the database does not have yet (run it before starting)."""
-    try:
-        settings = Settings.load()
-    except ConfigError as error:
-        raise click.ClickException(str(error)) from error
-    upgrade(settings.database_url)
+    upgrade(_database_url())
     click.echo("The database is up to date.")
+
+
+@db_group.command("analyze", with_appcontext=False)
+def db_analyze() -> None:
+    """Refresh the statistics the database plans queries with (cron: daily)."""
+    engine = make_engine(_database_url(), poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            analyze(connection)
+    finally:
+        engine.dispose()
+    click.echo("The database's statistics are up to date.")
 
 
 @cli.command("seed")

@@ -258,3 +258,49 @@ def test_db_upgrade_on_an_instance_that_does_not_exist_fails_with_a_message(inst
     result = whistle("db", "upgrade")
     assert result.exit_code != 0
     assert "whistle init" in result.output
+
+
+def _report_statistics(instance: Path) -> dict[str, str]:
+    """What SQLite knows of the report table's indexes, by index: empty until it has analysed them."""
+    engine = make_engine(Settings.load(instance).database_url)
+    try:
+        with engine.connect() as connection:
+            if not connection.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'"
+            ).first():
+                return {}
+            rows = connection.exec_driver_sql("SELECT idx, stat FROM sqlite_stat1 WHERE tbl = 'report'")
+            return {idx: stat for idx, stat in rows}
+    finally:
+        engine.dispose()
+
+
+def test_db_analyze_gives_the_database_the_statistics_it_plans_the_case_list_by(instance: Path) -> None:
+    _init(instance)
+    assert _add_officer().exit_code == 0
+    seeded = whistle("seed", "--cases", "40")
+    assert seeded.exit_code == 0, seeded.output
+    # Seeding analyses what it added, as the daily command would.
+    assert _report_statistics(instance)["ix_report_next_deadline"]
+    engine = make_engine(Settings.load(instance).database_url)
+    try:
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DELETE FROM sqlite_stat1")
+    finally:
+        engine.dispose()
+    assert _report_statistics(instance) == {}
+
+    result = whistle("db", "analyze")
+
+    assert result.exit_code == 0, result.output
+    assert "statistics are up to date" in result.output
+    statistics = _report_statistics(instance)
+    # Each index: how many rows it holds, then how many share a value of its leading columns.
+    assert statistics["ix_report_received"].split()[0] == "40"
+    assert {"ix_report_next_deadline", "ix_report_status_received"} <= set(statistics)
+
+
+def test_db_analyze_on_an_instance_that_does_not_exist_fails_with_a_message(instance: Path) -> None:
+    result = whistle("db", "analyze")
+    assert result.exit_code != 0
+    assert "whistle init" in result.output

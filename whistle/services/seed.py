@@ -47,7 +47,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from whistle import audit, crypto
-from whistle.db import Base
+from whistle.db import Base, analyze
 from whistle.models import (
     Author,
     DetrimentRisk,
@@ -561,10 +561,13 @@ def seed(
     with session_factory() as db, db.begin():
         audit.record(db, "demo_cases_seeded", audit.COMMAND_LINE, now, detail=str(done))
     with session_factory() as db:
-        if db.get_bind().dialect.name == "postgresql":
-            # What autovacuum would do soon after a bulk load: statistics that know the new rows (for
-            # the plans), and a visibility map that lets index-only scans skip the table. VACUUM
-            # cannot run inside a transaction, so this connection commits each statement itself.
-            connection = db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        # Statistics that know the new rows, for the plans: what `whistle db analyze` does daily.
+        connection = db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        if connection.dialect.name == "postgresql":
+            # What autovacuum would do soon after a bulk load: the statistics, and a visibility map
+            # that lets index-only scans skip the table. VACUUM cannot run inside a transaction,
+            # so this connection commits each statement itself.
             connection.execute(text("VACUUM (ANALYZE) report, key_wrap, status_change, message, note"))
+        else:
+            analyze(connection)
         return seeded_count(db)
