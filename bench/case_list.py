@@ -110,16 +110,9 @@ def _login(client: FlaskClient, email: str) -> None:
         raise RuntimeError(f"officer login failed with {response.status_code}")
 
 
-#: The key of each view's own order (its first group's), and whether it reads newest first.
-_OPENING_KEYS = {
-    cases.Sort.RECEIVED: (Report.received_on, True),
-    cases.Sort.NEXT_DEADLINE: (Report.next_deadline, False),
-}
-
-
 def _middle(rt: Runtime, officer_id: int, view: cases.View, today: dt.date) -> str:
     """The cursor of the case halfway down a view, in its own order: the place a middle page starts."""
-    key, descending = _OPENING_KEYS[cases.default_sort(view)]
+    key, descending = cases.opening_key(view)
     with rt.session_factory() as db:
         officer = db.get(Officer, officer_id)
         assert officer is not None

@@ -564,6 +564,14 @@ def test_each_view_holds_the_cases_it_names_and_the_counts_agree(
     for view, members in expected.items():
         assert _in_view(db, alice.officer, view, TODAY) == members, view
     assert _counts(db, alice.officer, TODAY) == {view: len(m) for view, m in expected.items()}
+    # Every sort of a view lists the view's cases, whichever groups it reads them in (a sort by
+    # status reads only the statuses the view can hold; by next deadline, a deadline view reads one).
+    for view, members in expected.items():
+        for sort in cases.Sort:
+            assert set(_ids(cases.list_cases(db, alice.officer, TODAY, view=view, sort=sort))) == members, (
+                view,
+                sort,
+            )
 
     # Bob may see the hidden case; his own views differ only where the case is his.
     assert _counts(db, bob.officer, TODAY) == {
@@ -583,6 +591,17 @@ def test_each_view_holds_the_cases_it_names_and_the_counts_agree(
     # A deadline that has been met is not shown as one still to meet.
     assert (rows[mine].acknowledge_by, rows[mine].feedback_by) == (None, dt.date(2024, 4, 12))
     assert (rows[answered].acknowledge_by, rows[answered].feedback_by) == (None, None)
+    # The next deadline the database works out: the sooner of those still to meet, none once met or closed.
+    assert {public_id: rows[public_id].next_deadline for public_id in expected[cases.View.ALL]} == {
+        late_ack: dt.date(2024, 2, 27),
+        new_due: dt.date(2024, 3, 5),
+        urgent: dt.date(2024, 3, 8),
+        mine: dt.date(2024, 4, 12),
+        bobs: dt.date(2024, 3, 5),
+        late_feedback: dt.date(2024, 2, 3),
+        answered: None,
+        closed: None,
+    }
     assert (rows[late_ack].acknowledge_by, rows[late_ack].feedback_by) == (
         dt.date(2024, 2, 27),
         dt.date(2024, 5, 27),

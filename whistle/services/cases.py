@@ -21,7 +21,9 @@ from sqlalchemy import (
     Date,
     Select,
     and_,
+    asc,
     delete,
+    desc,
     func,
     literal,
     literal_column,
@@ -130,11 +132,11 @@ class Sort(enum.StrEnum):
 
 #: How a view opens: most by the day received, newest first; the deadline views by the
 #: deadline, the one most at risk first.
-DEFAULT_SORTS = {View.DUE_SOON: Sort.NEXT_DEADLINE, View.OVERDUE: Sort.NEXT_DEADLINE}
+_DEFAULT_SORTS = {View.DUE_SOON: Sort.NEXT_DEADLINE, View.OVERDUE: Sort.NEXT_DEADLINE}
 
 
 def default_sort(view: View) -> Sort:
-    return DEFAULT_SORTS.get(view, Sort.RECEIVED)
+    return _DEFAULT_SORTS.get(view, Sort.RECEIVED)
 
 
 @dataclass(frozen=True)
@@ -441,6 +443,12 @@ def _order(sort: Sort, view: View) -> tuple[_Group, ...]:
     return _ORDERS[sort]
 
 
+def opening_key(view: View) -> tuple[InstrumentedAttribute[Any], bool]:
+    """The key a view's first cases are ordered by as it opens, and whether it reads newest first."""
+    first = _order(default_sort(view), view)[0]
+    return first.key, first.descending
+
+
 def _after(group: _Group, cursor: Cursor, forward: bool) -> ColumnElement[bool]:
     """Within the cursor's group: the cases that come after it in the direction of reading."""
     here = tuple_(group.key, Report.id)
@@ -493,15 +501,11 @@ def _read(
         # asked whether there is any, it uses the view's own index.
         if len(groups) > 1 and not db.scalar(select(page.exists())):
             continue
+        way = desc if group.descending == forward else asc
         rows = (
             page.with_only_columns(*_ROW_COLUMNS)
             .outerjoin(Officer, Report.assignee_id == Officer.id)
-            .order_by(
-                *(
-                    column.desc() if group.descending == forward else column.asc()
-                    for column in (group.key, Report.id)
-                )
-            )
+            .order_by(way(group.key), way(Report.id))
             .limit(limit - len(found))
         )
         for row in db.execute(rows):
