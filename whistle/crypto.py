@@ -411,12 +411,13 @@ def decrypt_stream(
     *,
     batch: int = STREAM_BATCH,
 ) -> Iterator[bytes]:
-    """Yield the plaintext chunks of :func:`encrypt_stream`'s output.
+    """Yield the plaintext of :func:`encrypt_stream`'s output, ``batch`` chunks at a time.
 
-    ``batch`` chunks are read at a time, and yielded one by one once all of
-    them have opened. Raises :class:`CryptoError` at the first chunk that does
-    not open, including a stream that ends before its last chunk or goes on
-    after it.
+    ``batch`` chunks are read at a time, and yielded as one piece once all of
+    them have opened: a server sends each piece in one call, and one call per
+    batch costs far less than one per chunk (bench/RESULTS.md, downloads). Raises :class:`CryptoError` at the
+    first chunk that does not open, including a stream that ends before its last
+    chunk or goes on after it.
     """
     aead = AESGCM(key)
     sealed_bytes = chunk_bytes + TAG_BYTES
@@ -438,7 +439,7 @@ def decrypt_stream(
                 counter += 1
         except (InvalidTag, ValueError) as exc:
             raise CryptoError("attachment chunk did not open") from exc
-        yield from pieces
+        yield b"".join(pieces)
         if at_end:
             return
         current, following, filled = following, current, ahead

@@ -647,13 +647,16 @@ def test_stream_round_trip(size: int) -> None:
     assert _open_stream(key, ad, sealed) == data
 
 
-@pytest.mark.parametrize("size", STREAM_SIZES)
-def test_stream_yields_chunks_of_the_chunk_size(size: int) -> None:
+@pytest.mark.parametrize("size", [*STREAM_SIZES, 4 * CHUNK, 9 * CHUNK + 1])
+def test_stream_yields_a_batch_of_chunks_at_a_time(size: int) -> None:
+    """A server sends each piece in one call: a batch of chunks, not one chunk, per piece."""
     key = crypto.new_key()
-    sealed = _seal_stream(key, b"ad", os.urandom(size))
-    pieces = list(crypto.decrypt_stream(key, b"ad", io.BytesIO(sealed), chunk_bytes=CHUNK))
-    assert len(pieces) == max(1, -(-size // CHUNK))
-    assert all(len(piece) == CHUNK for piece in pieces[:-1])
+    data = os.urandom(size)
+    sealed = _seal_stream(key, b"ad", data)
+    pieces = list(crypto.decrypt_stream(key, b"ad", io.BytesIO(sealed), chunk_bytes=CHUNK, batch=4))
+    block = 4 * CHUNK
+    assert pieces == ([data[i : i + block] for i in range(0, size, block)] or [b""])
+    assert all(isinstance(piece, bytes) for piece in pieces)  # what a WSGI server sends
 
 
 def test_stream_with_default_chunk_size() -> None:
@@ -711,8 +714,8 @@ def test_the_stream_format_is_the_same_whatever_the_batch(size: int, batch: int)
     sealed = sink.getvalue()
     assert sealed == _stream_by_hand(key, ad, data)
 
-    chunks = list(crypto.decrypt_stream(key, ad, io.BytesIO(sealed), CHUNK, batch=batch))
-    assert chunks == ([data[i : i + CHUNK] for i in range(0, size, CHUNK)] or [b""])
+    pieces = list(crypto.decrypt_stream(key, ad, io.BytesIO(sealed), CHUNK, batch=batch))
+    assert b"".join(pieces) == data
 
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK, 3 * CHUNK + 5])
@@ -867,14 +870,10 @@ def test_nothing_of_a_batch_is_yielded_until_all_of_it_opens() -> None:
     data = os.urandom(6 * CHUNK)
     sealed = _chunks(_seal_stream(key, b"ad", data))
     tampered = b"".join([*sealed[:4], sealed[5], sealed[4]])  # the second batch of 3 is wrong
-    chunks = crypto.decrypt_stream(key, b"ad", io.BytesIO(tampered), CHUNK, batch=3)
-    assert [next(chunks) for _ in range(3)] == [
-        data[:CHUNK],
-        data[CHUNK : 2 * CHUNK],
-        data[2 * CHUNK : 3 * CHUNK],
-    ]
+    pieces = crypto.decrypt_stream(key, b"ad", io.BytesIO(tampered), CHUNK, batch=3)
+    assert next(pieces) == data[: 3 * CHUNK]
     with pytest.raises(CryptoError):
-        next(chunks)  # not the fourth chunk, which opens: its batch does not
+        next(pieces)  # not even the fourth chunk, which opens: its batch does not
 
 
 def test_flipping_any_byte_of_a_stream_fails() -> None:
