@@ -51,7 +51,8 @@ class SealedStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(temp, path)
-            _to_start_of_day(path)
+            # A new folder changes the root's time too: the first file of each prefix would date itself.
+            _to_start_of_day(path, path.parent, self.root)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -71,6 +72,15 @@ class SealedStore:
             if not path.name.startswith(_TEMP_PREFIX) and _older(path, older_than):
                 yield path.name
 
+    def blur_root_time(self) -> None:
+        """Keep only the day of the root's own time (UTC).
+
+        Earlier versions left the root with the moment its newest folder was
+        made, which was the moment of an upload.
+        """
+        day = start_of_day(self.root.stat().st_mtime)
+        os.utime(self.root, (day, day))
+
     def remove_partial(self, older_than: float | None = None) -> int:
         """Delete files left half-written by a crash; return how many.
 
@@ -89,11 +99,11 @@ def start_of_day(timestamp: float) -> float:
     return float(int(timestamp) // 86_400 * 86_400)
 
 
-def _to_start_of_day(path: Path) -> None:
+def _to_start_of_day(*targets: Path) -> None:
     """File times would tell when a reporter uploaded: keep only the day (UTC),
-    on the file and on the folder whose time its arrival changed."""
+    on the file and on the folders whose times its arrival changed."""
     day = start_of_day(time.time())
-    for target in (path, path.parent):
+    for target in targets:
         os.utime(target, (day, day))
 
 

@@ -288,3 +288,12 @@ def test_maintenance_with_nothing_to_sweep(db: Session, store: SealedStore) -> N
     young = _blob(store)
     assert maintenance.sweep(db, store, dt.datetime.now(dt.UTC)) == maintenance.Swept(0, 0, 0)
     assert young.exists()
+
+
+def test_maintenance_leaves_the_file_store_root_with_its_day_only(db: Session, store: SealedStore) -> None:
+    """A store written by an earlier version kept, on its root, the moment a folder was made for
+    an upload: the start-up sweep keeps only that day."""
+    moment = dt.datetime(2026, 3, 4, 14, 3, 27, tzinfo=dt.UTC).timestamp()
+    os.utime(store.root, (moment, moment))
+    maintenance.sweep(db, store, dt.datetime.now(dt.UTC))
+    assert store.root.stat().st_mtime == dt.datetime(2026, 3, 4, tzinfo=dt.UTC).timestamp()

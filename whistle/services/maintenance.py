@@ -25,7 +25,8 @@ class Swept:
 
 
 def sweep(db: Session, store: SealedStore, now: dt.datetime) -> Swept:
-    """Remove half-written files, sealed files no row refers to, and expired sessions.
+    """Remove half-written files, sealed files no row refers to, and expired sessions;
+    leave the file store's root with its day only.
 
     A crash between writing an attachment and committing its report leaves a
     sealed file (never plaintext) with no row; it is deleted here once it is
@@ -42,4 +43,5 @@ def sweep(db: Session, store: SealedStore, now: dt.datetime) -> Swept:
         orphans = set()
     for name in orphans:
         store.delete(name)
+    store.blur_root_time()
     return Swept(partial, len(orphans), sessions.sweep(db, now))
