@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         admin,
         dates,
         errors,
+        health,
         logs,
         markdown,
         officer,
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app.teardown_request(close_request)
     security.install(app, settings.trusted_hosts)
     errors.install(app)
+    health.install(app)
     app.jinja_env.filters["markdown"] = markdown.render
     dates.install(app)
     app.context_processor(lambda: {"organisation_name": organisation()["organisation_name"]})

@@ -72,6 +72,10 @@ class SealedStore:
             if not path.name.startswith(_TEMP_PREFIX) and _older(path, older_than):
                 yield path.name
 
+    def writable(self) -> bool:
+        """Whether this process can make files in the store now (its root is a folder it may write)."""
+        return self.root.is_dir() and os.access(self.root, os.W_OK | os.X_OK)
+
     def blur_root_time(self) -> None:
         """Keep only the day of the root's own time (UTC).
 

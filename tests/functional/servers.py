@@ -200,7 +200,7 @@ class Server:
     def _answers(self) -> bool:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
         try:
-            connection.request("GET", "/")
+            connection.request("GET", "/health")
             return connection.getresponse().status == 200
         except OSError:
             return False

@@ -304,3 +304,13 @@ def test_a_malformed_request_is_logged_without_the_client_address(site: Site) ->
     log = site.a.error_log.read_text(errors="replace")
     assert "Invalid request from ip=-" in log
     assert "ip=127.0.0.1" not in log
+
+
+def test_both_hosts_report_themselves_healthy_to_a_load_balancer(site: Site) -> None:
+    """Through gunicorn, on the shared PostgreSQL and Redis: what a health check sees on each host."""
+    for server in (site.a, site.b):
+        visitor = site.browser(server)
+        page = visitor.get("/health")
+        assert (page.status, page.text) == (200, "ok\n")
+        assert page.headers["Cache-Control"] == "no-store"
+        assert page.headers.get_all("Set-Cookie") is None

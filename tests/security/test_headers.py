@@ -394,6 +394,7 @@ ROUTES = {
     ("/officer/statistics", "oversight.show_statistics", "GET,HEAD,OPTIONS"),
     ("/setup/<token>", "setup.first_admin", "GET,HEAD,OPTIONS,POST"),
     ("/static/<path:filename>", "static", "GET,HEAD,OPTIONS"),
+    ("/health", "health", "GET,HEAD,OPTIONS"),
 }
 #: Pages for people who are not logged in. (officer.enter_code is not here: without a
 #: login waiting for its code, it too sends a client to the login page.)

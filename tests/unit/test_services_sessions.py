@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from whistle import crypto
+from whistle.db import make_engine, make_session_factory
 from whistle.models import ServerSession, SessionKind
 from whistle.services import maintenance, reports, sessions
 from whistle.services.attachments import Upload
@@ -297,3 +298,20 @@ def test_maintenance_leaves_the_file_store_root_with_its_day_only(db: Session, s
     os.utime(store.root, (moment, moment))
     maintenance.sweep(db, store, dt.datetime.now(dt.UTC))
     assert store.root.stat().st_mtime == dt.datetime(2026, 3, 4, tzinfo=dt.UTC).timestamp()
+
+
+def test_a_healthy_instance_has_no_part_unavailable(db: Session, store: SealedStore) -> None:
+    assert maintenance.unavailable(db, store) == []
+
+
+def test_a_store_that_is_not_a_folder_and_a_database_that_cannot_open_are_unavailable(
+    store: SealedStore, tmp_path: Path
+) -> None:
+    store.root.rmdir()
+    store.root.write_bytes(b"")
+    engine = make_engine(f"sqlite:///{tmp_path / 'gone' / 'whistle.db'}")
+    try:
+        with make_session_factory(engine)() as unreachable:
+            assert maintenance.unavailable(unreachable, store) == ["database", "file store"]
+    finally:
+        engine.dispose()

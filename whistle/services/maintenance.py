@@ -6,6 +6,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from whistle.models import Attachment
@@ -45,3 +46,16 @@ def sweep(db: Session, store: SealedStore, now: dt.datetime) -> Swept:
         store.delete(name)
     store.blur_root_time()
     return Swept(partial, len(orphans), sessions.sweep(db, now))
+
+
+def unavailable(db: Session, store: SealedStore) -> list[str]:
+    """The parts of the instance this process cannot use now: "database", "file store"."""
+    failing = []
+    try:
+        db.execute(select(1))
+    except SQLAlchemyError:
+        db.rollback()
+        failing.append("database")
+    if not store.writable():
+        failing.append("file store")
+    return failing
