@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from contextlib import contextmanager
 
@@ -9,11 +10,12 @@ import pytest
 from limits import parse
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 
-from tests.conftest import csrf_token, follow_up, form_post, login, submit_report
+from tests.conftest import REPORT, csrf_token, follow_up, form_post, login, submit_report
 from whistle import create_app
 from whistle.config import Settings
+from whistle.models import Report
 from whistle.services import context
 from whistle.web.limits import ProcessMemoryStorage
 
@@ -168,3 +170,30 @@ def test_the_in_memory_counters_start_no_thread_per_request():
             time.sleep(0.05)  # longer than limits' own 10 ms
     assert len(timers) <= 2  # the one made at start, and at most one scheduled by the hits
     assert not strategy.hit(item, "everyone", "receipt-all")  # the counting itself is unchanged
+
+
+def test_a_rate_limit_storage_that_is_down_refuses_the_limited_forms_and_says_nothing_was_lost(
+    instance, caplog
+):
+    """Redis down (nothing listens on port 1): the receipt, login and report forms are refused
+    with a 503 page rather than run without a limit; pages without a limit still answer."""
+    app = create_app(Settings.load(instance.path, rate_limit_storage="redis://127.0.0.1:1/0"))
+    app.config["TESTING"] = True
+    client = app.test_client()
+    try:
+        assert client.get("/").status_code == 200
+        with caplog.at_level(logging.ERROR, logger="whistle"):
+            refused = form_post(client, "/report", REPORT, content_type="multipart/form-data")
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "60"
+        page = refused.get_data(as_text=True)
+        assert "The portal cannot take this right now" in page
+        assert "nothing was lost: go back, and send the page again in a minute." in page
+        assert "rate-limit storage unavailable" in caplog.text
+        with app.extensions["whistle"].session_factory() as db:
+            assert db.scalar(select(func.count(Report.id))) == 0
+        assert follow_up(client, "AAAA-BBBB-CCCC-DDDD").status_code == 503
+        credentials = {"email": "alice@example.org", "password": "not the password"}
+        assert form_post(client, "/officer/login", credentials).status_code == 503
+    finally:
+        app.extensions["whistle"].engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, current_app, render_template, request
+from limits.errors import StorageError
 from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
 from whistle.services.errors import ServerBusy
@@ -12,6 +13,8 @@ from whistle.web.runtime import recent_organisation
 
 log = logging.getLogger("whistle")
 RETRY_AFTER_SECONDS = 10
+#: When the rate-limit storage does not answer, a visitor is asked to wait this long.
+LIMITS_DOWN_RETRY_SECONDS = 60
 #: At most this many different error pages are kept rendered (a few dozen are ever made).
 KEPT_PAGES = 256
 
@@ -87,6 +90,18 @@ def handle_busy(_error: ServerBusy) -> tuple[str, int, dict[str, str]]:
     return page, status, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
+def handle_limits_unavailable(_error: StorageError) -> tuple[str, int, dict[str, str]]:
+    """The rate-limit storage (Redis) does not answer: the limited forms (receipt, login,
+    submission) are refused rather than run without a limit, with a page that says so."""
+    log.error("rate-limit storage unavailable")
+    page = error_page(
+        503,
+        "The portal cannot take this right now",
+        "Nothing was sent and nothing was lost: go back, and send the page again in a minute.",
+    )
+    return page, 503, {"Retry-After": str(LIMITS_DOWN_RETRY_SECONDS)}
+
+
 def handle_unexpected(_error: InternalServerError) -> tuple[str, int]:
     return render_error(500)
 
@@ -112,4 +127,5 @@ def install(app: Flask) -> None:
     app.register_error_handler(SecurityError, handle_untrusted_host)
     app.register_error_handler(InternalServerError, handle_unexpected)
     app.register_error_handler(ServerBusy, handle_busy)
+    app.register_error_handler(StorageError, handle_limits_unavailable)
     app.register_error_handler(429, handle_too_many)

@@ -61,12 +61,17 @@ def storage_uri(settings: Settings) -> str:
     return storage
 
 
-def storage_options(settings: Settings) -> dict[str, str]:
+def storage_options(settings: Settings) -> dict[str, str | bool]:
     """In Redis, an instance's counters live under its own prefix (several instances may share one
-    server); every process of one instance, on every host, must use the same storage and prefix."""
+    server); every process of one instance, on every host, must use the same storage and prefix.
+
+    A storage that fails raises limits' own ``StorageError``, whatever the storage, so that the
+    limited forms answer with a page of their own (see ``errors.handle_limits_unavailable``).
+    """
+    options: dict[str, str | bool] = {"wrap_exceptions": True}
     if settings.rate_limit_storage.startswith(_REDIS_SCHEMES):
-        return {"key_prefix": settings.rate_limit_prefix}
-    return {}
+        options["key_prefix"] = settings.rate_limit_prefix
+    return options
 
 
 def _hashed(label: bytes, value: str) -> str:
