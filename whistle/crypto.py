@@ -414,10 +414,10 @@ def decrypt_stream(
     """Yield the plaintext of :func:`encrypt_stream`'s output, ``batch`` chunks at a time.
 
     ``batch`` chunks are read at a time, and yielded as one piece once all of
-    them have opened: a server sends each piece in one call, and one call per
-    batch costs far less than one per chunk (bench/RESULTS.md, downloads). Raises :class:`CryptoError` at the
-    first chunk that does not open, including a stream that ends before its last
-    chunk or goes on after it.
+    them have opened: a WSGI server sends each piece with a call of its own, and
+    a call per batch costs far less than a call per chunk. Raises
+    :class:`CryptoError` at the first chunk that does not open, including a
+    stream that ends before its last chunk or goes on after it.
     """
     aead = AESGCM(key)
     sealed_bytes = chunk_bytes + TAG_BYTES

@@ -52,7 +52,7 @@ class SealedStore:
                 os.fsync(handle.fileno())
             os.replace(temp, path)
             # A new folder changes the root's time too: the first file of each prefix would date itself.
-            _to_start_of_day(path, path.parent, self.root)
+            _to_start_of_day(time.time(), path, path.parent, self.root)
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -82,8 +82,7 @@ class SealedStore:
         Earlier versions left the root with the moment its newest folder was
         made, which was the moment of an upload.
         """
-        day = start_of_day(self.root.stat().st_mtime)
-        os.utime(self.root, (day, day))
+        _to_start_of_day(self.root.stat().st_mtime, self.root)
 
     def remove_partial(self, older_than: float | None = None) -> int:
         """Delete files left half-written by a crash; return how many.
@@ -103,10 +102,10 @@ def start_of_day(timestamp: float) -> float:
     return float(int(timestamp) // 86_400 * 86_400)
 
 
-def _to_start_of_day(*targets: Path) -> None:
-    """File times would tell when a reporter uploaded: keep only the day (UTC),
-    on the file and on the folders whose times its arrival changed."""
-    day = start_of_day(time.time())
+def _to_start_of_day(timestamp: float, *targets: Path) -> None:
+    """File times would tell when a reporter uploaded: give the file and the folders whose
+    times its arrival changed only the day (UTC) of ``timestamp``."""
+    day = start_of_day(timestamp)
     for target in targets:
         os.utime(target, (day, day))
 

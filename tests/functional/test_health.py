@@ -19,7 +19,7 @@ from whistle.db import make_engine, make_session_factory
 
 
 def _unavailable(app: Flask, caplog: pytest.LogCaptureFixture, part: str) -> None:
-    with caplog.at_level(logging.ERROR, logger="whistle.web.health"):
+    with caplog.at_level(logging.ERROR, logger="whistle"):
         response = app.test_client().get("/health")
     assert response.status_code == 503
     # The public answer names no part: which one failed is for the operator's log.

@@ -1,4 +1,5 @@
-"""Housekeeping that keeps the instance tidy after crashes: run at start-up."""
+"""Housekeeping that keeps the instance tidy after crashes (run at start-up), and the health check's
+view of what this process can reach."""
 
 from __future__ import annotations
 

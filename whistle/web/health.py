@@ -19,7 +19,7 @@ from whistle.services import maintenance
 from whistle.web.limits import limiter
 from whistle.web.runtime import db, runtime
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("whistle")
 
 
 def health() -> Response:
