@@ -229,6 +229,16 @@ def test_list_cases_is_newest_first_paginated_and_only_what_the_officer_can_read
     last = cases.list_cases(db, alice.officer, today, size=3, direction=cases.Direction.LAST)
     assert _ids(last) == [middle_second, middle_first, oldest]
     assert last.next is None and last.previous is not None
+    # A page that ends between two cases of the same day: the next one goes on with the rest of
+    # that day, then the days before it; and back again the same way.
+    pair = cases.list_cases(db, alice.officer, today, size=2)
+    assert _ids(pair) == [newest, middle_second]
+    after_pair = cases.list_cases(db, alice.officer, today, size=2, cursor=pair.next)
+    assert _ids(after_pair) == [middle_first, oldest]
+    back_to_pair = cases.list_cases(
+        db, alice.officer, today, size=2, cursor=after_pair.previous, direction=BEFORE
+    )
+    assert _ids(back_to_pair) == [newest, middle_second]
 
     everything = cases.list_cases(db, bob.officer, today, size=50)
     assert _ids(everything) == [hidden, newest, middle_second, middle_first, oldest]

@@ -30,7 +30,6 @@ from sqlalchemy import (
     not_,
     select,
     true,
-    tuple_,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -449,11 +448,19 @@ def opening_key(view: View) -> tuple[InstrumentedAttribute[Any], bool]:
     return first.key, first.descending
 
 
-def _after(group: _Group, cursor: Cursor, forward: bool) -> ColumnElement[bool]:
-    """Within the cursor's group: the cases that come after it in the direction of reading."""
-    here = tuple_(group.key, Report.id)
-    there = tuple_(literal(cursor.key, Date), literal(cursor.id))
-    return here < there if group.descending == forward else here > there
+def _after(group: _Group, cursor: Cursor, forward: bool) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """Within the cursor's group, the cases after it in the direction of reading, in two parts:
+    those that share its key (after it by id), then those beyond its key.
+
+    Not one row comparison, ``(key, id) > (k, i)``: a planner judges that as if it had nothing
+    to do with a view's own range on the same key (due within 7 days, overdue), finds the two
+    together would leave a handful of cases, and reads the whole rest of the view to sort it.
+    A plain bound on the key joins the view's range, and the page is read from the index in order.
+    """
+    key, last = literal(cursor.key, Date), literal(cursor.id)  # an id any size: the cursor is typed in
+    if group.descending == forward:
+        return and_(group.key == key, Report.id < last), group.key < key
+    return and_(group.key == key, Report.id > last), group.key > key
 
 
 #: What a list row shows: clear workflow fields and the lead's name, none of the sealed columns.
@@ -493,25 +500,27 @@ def _read(
     for index, group in groups if forward else reversed(groups):
         if cursor is not None and (index < cursor.group if forward else index > cursor.group):
             continue
-        page = query.where(group.where)
+        parts: tuple[ColumnElement[bool], ...] = (true(),)
         if cursor is not None and index == cursor.group:
-            page = page.where(_after(group, cursor, forward))
-        # A group may hold none of the view's cases (overdue ones whose feedback was given, say).
-        # Asked for in order, the database may walk the sort's whole index to find that out;
-        # asked whether there is any, it uses the view's own index.
-        if len(groups) > 1 and not db.scalar(select(page.exists())):
-            continue
-        way = desc if group.descending == forward else asc
-        rows = (
-            page.with_only_columns(*_ROW_COLUMNS)
-            .outerjoin(Officer, Report.assignee_id == Officer.id)
-            .order_by(way(group.key), way(Report.id))
-            .limit(limit - len(found))
-        )
-        for row in db.execute(rows):
-            found.append((Cursor(index, getattr(row, group.key.key), row.id), row))
-        if len(found) >= limit:
-            break
+            parts = _after(group, cursor, forward)
+        for part in parts:
+            page = query.where(group.where, part)
+            # A group may hold none of the view's cases (overdue ones whose feedback was given,
+            # say). Asked for in order, the database may walk the sort's whole index to find
+            # that out; asked whether there is any, it uses the view's own index.
+            if len(groups) > 1 and not db.scalar(select(page.exists())):
+                continue
+            way = desc if group.descending == forward else asc
+            rows = (
+                page.with_only_columns(*_ROW_COLUMNS)
+                .outerjoin(Officer, Report.assignee_id == Officer.id)
+                .order_by(way(group.key), way(Report.id))
+                .limit(limit - len(found))
+            )
+            for row in db.execute(rows):
+                found.append((Cursor(index, getattr(row, group.key.key), row.id), row))
+            if len(found) >= limit:
+                return found
     return found
 
 
