@@ -631,7 +631,16 @@ def _capped_count(officer: Officer, today: dt.date, view: View, label: str | Non
             KeyWrap.officer_id == officer.id, KeyWrap.purpose == KeyPurpose.DATA
         )
     else:
-        ids = view_query(officer, today, view, label).with_only_columns(Report.id)
+        # In the view's own order, as its page reads it: a planner left to choose may pick an index
+        # that holds the view's cases among many others (all of an officer's cases, closed ones
+        # included) and read through those to find the first hundred.
+        key, descending = opening_key(view)
+        way = desc if descending else asc
+        ids = (
+            view_query(officer, today, view, label)
+            .with_only_columns(Report.id)
+            .order_by(way(key), way(Report.id))
+        )
     return select(func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery()).scalar_subquery()
 
 
