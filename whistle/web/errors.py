@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from limits.errors import StorageError
+from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
 
 from whistle.services.errors import ServerBusy
-from whistle.web.runtime import recent_organisation
+from whistle.web.runtime import known_organisation, recent_organisation
 
 log = logging.getLogger("whistle")
 RETRY_AFTER_SECONDS = 10
-#: When the rate-limit storage does not answer, a visitor is asked to wait this long.
-LIMITS_DOWN_RETRY_SECONDS = 60
+#: When the rate-limit storage or the database does not answer, a visitor is asked to wait this long.
+UNAVAILABLE_RETRY_SECONDS = 60
 #: At most this many different error pages are kept rendered (a few dozen are ever made).
 KEPT_PAGES = 256
 
@@ -99,11 +100,36 @@ def handle_limits_unavailable(_error: StorageError) -> tuple[str, int, dict[str,
         "The portal cannot take this right now",
         "Nothing was sent and nothing was lost: go back, and send the page again in a minute.",
     )
-    return page, 503, {"Retry-After": str(LIMITS_DOWN_RETRY_SECONDS)}
+    return page, 503, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)}
 
 
-def handle_unexpected(_error: InternalServerError) -> tuple[str, int]:
+def handle_unexpected(error: InternalServerError) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
+    # An error after the view (the commit at the end of the request) reaches here, not the
+    # handler of its own kind.
+    if isinstance(error.original_exception, OperationalError):
+        return handle_database_unavailable(error.original_exception)
     return render_error(500)
+
+
+def handle_database_unavailable(_error: OperationalError) -> tuple[str, int, dict[str, str]]:
+    """The database does not answer (down, unreachable, out of space, or locked for too long).
+
+    A 503, which tells a load balancer and a monitor what it is, where a 500
+    would say our code failed; and a page that makes no query of its own. The
+    reporter is told to send the page again, and that their words are still in
+    it. The page does not promise that nothing was kept: the session is saved
+    after the request's work is committed, and may be what failed.
+    """
+    log.error("database unavailable")
+    g.database_unavailable = True  # nor is the session saved with this page (web.sessions)
+    known_organisation()
+    page = error_page(
+        503,
+        "The portal cannot take this right now",
+        "Go back, and send the page again in a minute: what you typed is still in the page "
+        "you came from if you use the browser's back button.",
+    )
+    return page, 503, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)}
 
 
 def log_exception_kind(
@@ -128,4 +154,5 @@ def install(app: Flask) -> None:
     app.register_error_handler(InternalServerError, handle_unexpected)
     app.register_error_handler(ServerBusy, handle_busy)
     app.register_error_handler(StorageError, handle_limits_unavailable)
+    app.register_error_handler(OperationalError, handle_database_unavailable)
     app.register_error_handler(429, handle_too_many)

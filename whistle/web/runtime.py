@@ -125,6 +125,17 @@ def recent_organisation() -> dict[str, Any]:
     return value
 
 
+def known_organisation() -> dict[str, Any]:
+    """The administrators' settings as this process last read them, however long ago, or the
+    instance's own name: for a page that must make no query (the database is not answering)."""
+    if "organisation" not in g:
+        rt = runtime()
+        last = rt.organisation_read.value
+        g.organisation = last[1] if last else {"organisation_name": rt.settings.organisation_name}
+    value: dict[str, Any] = g.organisation
+    return value
+
+
 def finish_request(response: Any) -> Any:
     """Commit the request's work if it succeeded; otherwise leave it to be rolled back."""
     session = g.pop("db", None)

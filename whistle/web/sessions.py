@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Request, Response
+from flask import Flask, Request, Response, g
 from flask.ctx import RequestContext
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import NullSession, SessionInterface, SessionMixin
@@ -74,6 +74,8 @@ class SealedSessionInterface(SessionInterface):
         assert isinstance(session, SealedSession)
         if not (session or session.cookie or session.discard_cookie):
             return  # nothing stored, nothing to end: no need to open the database
+        if g.get("database_unavailable"):
+            return  # the page that says so: the session stays as it was until the database is back
         secure = self.runtime.settings.secure_cookies
         with self.runtime.session_factory() as db, db.begin():
             if session.discard_cookie:
