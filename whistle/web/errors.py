@@ -111,7 +111,7 @@ def handle_unexpected(error: InternalServerError) -> tuple[str, int] | tuple[str
     return render_error(500)
 
 
-def handle_database_unavailable(_error: OperationalError) -> tuple[str, int, dict[str, str]]:
+def handle_database_unavailable(error: OperationalError) -> tuple[str, int, dict[str, str]]:
     """The database does not answer (down, unreachable, out of space, or locked for too long).
 
     A 503, which tells a load balancer and a monitor what it is, where a 500
@@ -119,8 +119,12 @@ def handle_database_unavailable(_error: OperationalError) -> tuple[str, int, dic
     reporter is told to send the page again, and that their words are still in
     it. The page does not promise that nothing was kept: the session is saved
     after the request's work is committed, and may be what failed.
+
+    The log gives the driver's kind of error (a lost connection, a statement
+    timeout, a limit of the database), never its message, which may quote
+    the statement and its values.
     """
-    log.error("database unavailable")
+    log.error("database unavailable (%s)", type(error.orig).__name__)
     g.database_unavailable = True  # nor is the session saved with this page (web.sessions)
     known_organisation()
     page = error_page(
