@@ -112,14 +112,13 @@ def _login(client: FlaskClient, email: str) -> None:
 
 def _middle(rt: Runtime, officer_id: int, view: cases.View, today: dt.date) -> str:
     """The cursor of the case halfway down a view, in its own order: the place a middle page starts."""
-    key, descending = cases.opening_key(view)
+    key = cases.opening_key(view)
     with rt.session_factory() as db:
         officer = db.get(Officer, officer_id)
         assert officer is not None
         query = cases.view_query(officer, today, view, None).with_only_columns(key, Report.id)
         total = db.scalar(select(func.count()).select_from(query.subquery())) or 0
-        order = (key.desc(), Report.id.desc()) if descending else (key.asc(), Report.id.asc())
-        middle = db.execute(query.order_by(*order).offset(total // 2).limit(1)).first()
+        middle = db.execute(query.order_by(*cases.opening_order(view)).offset(total // 2).limit(1)).first()
     return "" if middle is None else str(cases.Cursor(0, middle[0], middle.id))
 
 

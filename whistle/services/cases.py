@@ -12,7 +12,7 @@ import datetime as dt
 import enum
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,9 +21,7 @@ from sqlalchemy import (
     Date,
     Select,
     and_,
-    asc,
     delete,
-    desc,
     func,
     literal,
     literal_column,
@@ -33,6 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql.elements import UnaryExpression
 from sqlalchemy.sql.selectable import ScalarSelect
 
 from whistle import audit, crypto
@@ -332,6 +331,12 @@ class _Group:
     key: InstrumentedAttribute[Any]
     descending: bool = False
 
+    def ordering(self, forward: bool = True) -> tuple[UnaryExpression[Any], UnaryExpression[Any]]:
+        """ORDER BY key, id: in the group's own direction, or against it to read backwards."""
+        if self.descending == forward:
+            return self.key.desc(), Report.id.desc()
+        return self.key.asc(), Report.id.asc()
+
 
 def _newest_first(where: ColumnElement[bool]) -> _Group:
     return _Group(where, Report.received_on, descending=True)
@@ -442,10 +447,19 @@ def _order(sort: Sort, view: View) -> tuple[_Group, ...]:
     return _ORDERS[sort]
 
 
-def opening_key(view: View) -> tuple[InstrumentedAttribute[Any], bool]:
-    """The key a view's first cases are ordered by as it opens, and whether it reads newest first."""
-    first = _order(default_sort(view), view)[0]
-    return first.key, first.descending
+def _opening(view: View) -> _Group:
+    """The group a view's first cases come from as it opens: its order is the view's own index's."""
+    return _order(default_sort(view), view)[0]
+
+
+def opening_key(view: View) -> InstrumentedAttribute[Any]:
+    """The key a view's first cases are ordered by as it opens."""
+    return _opening(view).key
+
+
+def opening_order(view: View) -> tuple[UnaryExpression[Any], UnaryExpression[Any]]:
+    """The ORDER BY of a view as it opens (its key, then id)."""
+    return _opening(view).ordering()
 
 
 def _after(group: _Group, cursor: Cursor, forward: bool) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
@@ -486,6 +500,22 @@ _ROW_COLUMNS = (
 _ListRow = Row[*tuple[Any, ...]]
 
 
+def _ranges(
+    order: tuple[_Group, ...], cursor: Cursor | None, forward: bool
+) -> Iterator[tuple[int, _Group, ColumnElement[bool]]]:
+    """The ranges to read in turn, from the cursor onwards (or from an end), in the direction of
+    reading: each group (by its index in the order), with the part of it that is left to read."""
+    groups = list(enumerate(order))
+    for index, group in groups if forward else reversed(groups):
+        if cursor is None:
+            yield index, group, true()
+        elif index == cursor.group:
+            for part in _after(group, cursor, forward):
+                yield index, group, part
+        elif (index > cursor.group) == forward:  # a group the cursor has not reached yet
+            yield index, group, true()
+
+
 def _read(
     db: Session,
     query: Select[Report],
@@ -496,31 +526,23 @@ def _read(
 ) -> list[tuple[Cursor, _ListRow]]:
     """Up to ``limit`` cases from the cursor onwards (or from an end), in the direction of reading."""
     found: list[tuple[Cursor, _ListRow]] = []
-    groups = list(enumerate(order))
-    for index, group in groups if forward else reversed(groups):
-        if cursor is not None and (index < cursor.group if forward else index > cursor.group):
+    for index, group, part in _ranges(order, cursor, forward):
+        page = query.where(group.where, part)
+        # A group may hold none of the view's cases (overdue ones whose feedback was given, say).
+        # Asked for in order, the database may walk the sort's whole index to find that out;
+        # asked whether there is any, it uses the view's own index.
+        if len(order) > 1 and not db.scalar(select(page.exists())):
             continue
-        parts: tuple[ColumnElement[bool], ...] = (true(),)
-        if cursor is not None and index == cursor.group:
-            parts = _after(group, cursor, forward)
-        for part in parts:
-            page = query.where(group.where, part)
-            # A group may hold none of the view's cases (overdue ones whose feedback was given,
-            # say). Asked for in order, the database may walk the sort's whole index to find
-            # that out; asked whether there is any, it uses the view's own index.
-            if len(groups) > 1 and not db.scalar(select(page.exists())):
-                continue
-            way = desc if group.descending == forward else asc
-            rows = (
-                page.with_only_columns(*_ROW_COLUMNS)
-                .outerjoin(Officer, Report.assignee_id == Officer.id)
-                .order_by(way(group.key), way(Report.id))
-                .limit(limit - len(found))
-            )
-            for row in db.execute(rows):
-                found.append((Cursor(index, getattr(row, group.key.key), row.id), row))
-            if len(found) >= limit:
-                return found
+        rows = (
+            page.with_only_columns(*_ROW_COLUMNS)
+            .outerjoin(Officer, Report.assignee_id == Officer.id)
+            .order_by(*group.ordering(forward))
+            .limit(limit - len(found))
+        )
+        for row in db.execute(rows):
+            found.append((Cursor(index, getattr(row, group.key.key), row.id), row))
+        if len(found) >= limit:
+            break
     return found
 
 
@@ -634,13 +656,8 @@ def _capped_count(officer: Officer, today: dt.date, view: View, label: str | Non
         # In the view's own order, as its page reads it: a planner left to choose may pick an index
         # that holds the view's cases among many others (all of an officer's cases, closed ones
         # included) and read through those to find the first hundred.
-        key, descending = opening_key(view)
-        way = desc if descending else asc
-        ids = (
-            view_query(officer, today, view, label)
-            .with_only_columns(Report.id)
-            .order_by(way(key), way(Report.id))
-        )
+        viewed = view_query(officer, today, view, label)
+        ids = viewed.with_only_columns(Report.id).order_by(*opening_order(view))
     return select(func.count()).select_from(ids.limit(COUNT_CAP + 1).subquery()).scalar_subquery()
 
 
