@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
 
 from whistle import create_app
 from whistle.config import Settings, create_instance
@@ -83,6 +85,54 @@ def client(app: Flask) -> FlaskClient:
 def runtime_of(app: Flask) -> Runtime:
     rt: Runtime = app.extensions["whistle"]
     return rt
+
+
+@contextmanager
+def database_down(app: Flask) -> Iterator[None]:
+    """A real outage under a running app: on SQLite the database file is moved away and a folder
+    put in its place, so that no connection can open it; on PostgreSQL the database stops taking
+    connections and the app's own are ended, as when a server goes down under a running site."""
+    rt = runtime_of(app)
+    url = make_url(rt.settings.database_url)
+    outage = _sqlite_file_gone if url.get_backend_name() == "sqlite" else _postgresql_refusing
+    try:
+        with outage(url):
+            rt.engine.dispose()  # the pool's open connections go too
+            yield
+    finally:
+        rt.engine.dispose()
+
+
+@contextmanager
+def _sqlite_file_gone(url: URL) -> Iterator[None]:
+    assert url.database is not None
+    path = Path(url.database)
+    away = path.with_name("away.db")
+    path.rename(away)
+    path.mkdir()
+    try:
+        yield
+    finally:
+        path.rmdir()
+        away.rename(path)
+
+
+@contextmanager
+def _postgresql_refusing(url: URL) -> Iterator[None]:
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    name = url.database
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false'))
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :name"),
+                {"name": name},
+            )
+        yield
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true'))
+        admin.dispose()
 
 
 def csrf_token(html: str) -> str:

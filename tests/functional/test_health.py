@@ -1,7 +1,7 @@
 """``GET /health``: what a load balancer or a monitor sees when the process can serve, and when it cannot.
 
 The failures are real ones: a store folder that is no longer a folder, a
-database that cannot be opened, a Redis that does not answer.
+database that stops answering, a Redis that does not answer.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import shutil
 import pytest
 from flask import Flask
 
-from tests.conftest import runtime_of
+from tests.conftest import database_down, runtime_of
 from whistle import create_app
-from whistle.db import make_engine, make_session_factory
 
 
 def _unavailable(app: Flask, caplog: pytest.LogCaptureFixture, part: str) -> None:
@@ -51,20 +50,12 @@ def test_a_file_store_that_is_gone_makes_the_process_unavailable(
     assert app.test_client().get("/health").status_code == 200
 
 
-def test_a_database_that_cannot_be_opened_makes_the_process_unavailable(
-    app: Flask, caplog: pytest.LogCaptureFixture, tmp_path
+def test_a_database_that_stops_answering_makes_the_process_unavailable(
+    app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rt = runtime_of(app)
-    # The instance's database moved out of reach (a folder that does not exist cannot hold it).
-    engine = make_engine(f"sqlite:///{tmp_path / 'gone' / 'whistle.db'}")
-    app.extensions["whistle"] = dataclasses.replace(
-        rt, engine=engine, session_factory=make_session_factory(engine)
-    )
-    try:
+    with database_down(app):
         _unavailable(app, caplog, "database")
-    finally:
-        app.extensions["whistle"] = rt
-        engine.dispose()
+    assert app.test_client().get("/health").status_code == 200
 
 
 def test_a_rate_limit_storage_that_does_not_answer_makes_the_process_unavailable(

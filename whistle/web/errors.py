@@ -95,11 +95,14 @@ def handle_limits_unavailable(_error: StorageError) -> tuple[str, int, dict[str,
     """The rate-limit storage (Redis) does not answer: the limited forms (receipt, login,
     submission) are refused rather than run without a limit, with a page that says so."""
     log.error("rate-limit storage unavailable")
-    page = error_page(
-        503,
-        "The portal cannot take this right now",
-        "Nothing was sent and nothing was lost: go back, and send the page again in a minute.",
+    return _cannot_take_this(
+        "Nothing was sent and nothing was lost: go back, and send the page again in a minute."
     )
+
+
+def _cannot_take_this(advice: str) -> tuple[str, int, dict[str, str]]:
+    """A 503 for a part of the portal that does not answer: a visitor should send again shortly."""
+    page = error_page(503, "The portal cannot take this right now", advice)
     return page, 503, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)}
 
 
@@ -127,13 +130,10 @@ def handle_database_unavailable(error: OperationalError) -> tuple[str, int, dict
     log.error("database unavailable (%s)", type(error.orig).__name__)
     g.database_unavailable = True  # nor is the session saved with this page (web.sessions)
     known_organisation()
-    page = error_page(
-        503,
-        "The portal cannot take this right now",
+    return _cannot_take_this(
         "Go back, and send the page again in a minute: what you typed is still in the page "
-        "you came from if you use the browser's back button.",
+        "you came from if you use the browser's back button."
     )
-    return page, 503, {"Retry-After": str(UNAVAILABLE_RETRY_SECONDS)}
 
 
 def log_exception_kind(

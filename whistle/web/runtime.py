@@ -120,9 +120,7 @@ def recent_organisation() -> dict[str, Any]:
         last = runtime().organisation_read.value
         if last is None or time.monotonic() - last[0] > RECENT_SECONDS:
             return organisation()
-        g.organisation = last[1]
-    value: dict[str, Any] = g.organisation
-    return value
+    return known_organisation()
 
 
 def known_organisation() -> dict[str, Any]:
