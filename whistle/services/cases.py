@@ -21,6 +21,7 @@ from sqlalchemy import (
     Date,
     Select,
     and_,
+    bindparam,
     delete,
     func,
     literal,
@@ -546,16 +547,20 @@ def _read(
     return found
 
 
+#: The labels of some reports, by name: one statement, made once. The ids are a single expanding
+#: parameter, where ``in_(ids)`` would build and compare a bound value for each report, every page.
+_LABELS_OF = (
+    select(report_label.c.report_id, Label.name)
+    .join(Label, Label.id == report_label.c.label_id)
+    .where(report_label.c.report_id.in_(bindparam("report_ids", expanding=True)))
+    .order_by(Label.name)
+)
+
+
 def _labels_of(db: Session, report_ids: list[int]) -> dict[int, list[str]]:
     """The labels of each of these reports, by name, in one query."""
     labelled: dict[int, list[str]] = {}
-    named = (
-        select(report_label.c.report_id, Label.name)
-        .join(Label, Label.id == report_label.c.label_id)
-        .where(report_label.c.report_id.in_(report_ids))
-        .order_by(Label.name)
-    )
-    for report_id, name in db.execute(named):
+    for report_id, name in db.execute(_LABELS_OF, {"report_ids": report_ids}):
         labelled.setdefault(report_id, []).append(name)
     return labelled
 
