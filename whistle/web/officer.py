@@ -180,6 +180,22 @@ def _choice(enum_type: type[Any], value: str | None, default: Any) -> Any:
         return default
 
 
+#: Any public id: the shape the ``public_id`` converter takes (32 hex digits, which need no quoting).
+_ANY_PUBLIC_ID = "0" * 32
+
+
+def _address_before_id(endpoint: str) -> str:
+    """The address of ``endpoint`` up to the public id that ends it.
+
+    The case list links each of its fifty rows to a case; building each link with ``url_for``
+    was a fifth of the time of a row.
+    """
+    address = url_for(endpoint, public_id=_ANY_PUBLIC_ID)
+    if not address.endswith(_ANY_PUBLIC_ID):
+        raise ValueError(f"{endpoint} does not end with its public id")
+    return address.removesuffix(_ANY_PUBLIC_ID)
+
+
 @bp.get("/")
 def list_reports() -> str:
     """A page of a view: the first, the last (``?last=1``), or the one after or before a cursor."""
@@ -205,6 +221,7 @@ def list_reports() -> str:
     return render_template(
         "officer/list_reports.html",
         page=listed.page,
+        case_address=_address_before_id("officer.show_report"),
         total=listed.total,
         counts=listed.counts,
         labels=listed.labels,
