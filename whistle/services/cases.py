@@ -229,9 +229,9 @@ def _written(value: Any, column: InstrumentedAttribute[Any]) -> BindParameter[An
 
 
 def _open_case() -> ColumnElement[bool]:
-    # A literal, not a bound parameter: the partial indexes of open cases are
-    # only used when the query's condition is theirs word for word.
-    return Report.status != literal_column("'closed'")
+    # Written in: the partial indexes of open cases are only used when the query's condition is
+    # theirs word for word, which a parameter is not.
+    return Report.status != _written(ReportStatus.CLOSED, Report.status)
 
 
 def _ack_running() -> ColumnElement[bool]:
