@@ -351,13 +351,15 @@ def _make_case(plan: SeedPlan, rng: random.Random, profile: str) -> SeededCase:
         )[0]
     lead = readers[0] if profile == "urgent" else rng.choice(readers)
     assigned = life.acknowledged is not None and (profile == "urgent" or rng.random() < 0.8)
-    # The urgent case is triaged with a high risk to its reporter, so that every seeded instance,
-    # however small, shows protective actions.
-    triaged = life.acknowledged is not None and (profile == "urgent" or rng.random() < 0.7)
+    risk: DetrimentRisk | None = None
     if profile == "urgent":
-        risk: DetrimentRisk | None = DetrimentRisk.HIGH
+        # Acknowledged (see _life) and triaged with a high risk to its reporter, so that every
+        # seeded instance, however small, shows protective actions.
+        triaged, risk = True, DetrimentRisk.HIGH
     else:
-        risk = rng.choice([DetrimentRisk.LOW, DetrimentRisk.MEDIUM, DetrimentRisk.HIGH]) if triaged else None
+        triaged = life.acknowledged is not None and rng.random() < 0.7
+        if triaged:
+            risk = rng.choice([DetrimentRisk.LOW, DetrimentRisk.MEDIUM, DetrimentRisk.HIGH])
     case = SeededCase(
         report={
             "public_id": public_id,
