@@ -129,6 +129,8 @@ def handle_database_unavailable(error: OperationalError) -> tuple[str, int, dict
     """
     log.error("database unavailable (%s)", type(error.orig).__name__)
     g.database_unavailable = True  # nor is the session saved with this page (web.sessions)
+    # The request's settings from what this process last read: the page and its template then
+    # take the organisation's name from there, not from the database.
     known_organisation()
     return _cannot_take_this(
         "Go back, and send the page again in a minute: what you typed is still in the page "
