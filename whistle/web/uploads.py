@@ -13,6 +13,7 @@ import tempfile
 from typing import IO, Any
 
 from flask import Request
+from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.formparser import FormDataParser, MultiPartParser
 
 from whistle import crypto
@@ -179,7 +180,23 @@ class _FormDataParser(FormDataParser):
         if not boundary:
             raise ValueError("Missing boundary")
         form, files = parser.parse(stream, boundary, content_length)
-        return stream, form, files
+        return stream, _named(form), _named(files)
+
+
+def _named(parts: MultiDict[Any, Any]) -> MultiDict[str, Any]:
+    """The parts that have a name.
+
+    A part whose name cannot be read (a line break inside it, say) comes back from the parser
+    named None, which no form asks for and Flask-WTF's token lookup fails on (a 500). It is left
+    out, and the request is judged on the rest, as if it had not been sent.
+    """
+    kept: list[tuple[str, Any]] = []
+    for name, value in parts.items(multi=True):
+        if name is not None:
+            kept.append((name, value))
+        elif isinstance(value, FileStorage):
+            value.close()  # nor is a nameless file's spool kept
+    return type(parts)(kept)
 
 
 class WhistleRequest(Request):
