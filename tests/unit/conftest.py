@@ -90,7 +90,7 @@ def make_officer(db: Session) -> MakeOfficer:
     def make(name: str, email: str | None = None, *, admin: bool = False) -> OfficerKeys:
         email = email or f"{name.split()[0].lower()}@example.org"
         created = officers.create_officer(db, CHEAP_KDF, email, name, PASSWORD, NOW, is_admin=admin)
-        _officer, private_key = officers.authenticate(db, CHEAP_KDF, email, PASSWORD)
+        _officer, private_key = officers.authenticate(db, email, PASSWORD)
         return OfficerKeys(created.officer, private_key, created.recovery_code)
 
     return make

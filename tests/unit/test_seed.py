@@ -297,7 +297,7 @@ def test_seeding_works_on_postgresql(organisation: Organisation, policy: Policy)
             with factory() as db, db.begin():
                 created = officers.create_officer(db, CHEAP_KDF, "a@example.org", "A", PASSWORD, NOW)
             with factory() as db:
-                _officer, private_key = officers.authenticate(db, CHEAP_KDF, "a@example.org", PASSWORD)
+                _officer, private_key = officers.authenticate(db, "a@example.org", PASSWORD)
             assert seed.seed(factory, organisation.keyring, policy, NOW, TODAY, 12, batch_size=5) == 12
             with factory() as db:
                 officer = db.get(Officer, created.officer.id)

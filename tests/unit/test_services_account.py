@@ -66,7 +66,7 @@ def kinds(db: Session) -> list[tuple[str, str, str | None, str]]:
 
 
 def log_in(db: Session, email: str, password: str) -> bytes:
-    return officers.check_password_login(db, CHEAP_KDF, email, password, NOW).private_key
+    return officers.check_password_login(db, email, password, NOW).private_key
 
 
 # --- with the recovery key ----------------------------------------------------------
@@ -162,7 +162,7 @@ def test_two_factor_stays_on_after_a_reset_with_the_recovery_key(
     step = twofactor.time_step(NOW)
     twofactor.enable(db, alice.officer, alice.private_key, secret, twofactor.code_at(secret, step), NOW)
     officers.reset_password(db, CHEAP_KDF, alice.officer.email, alice.recovery_code, NEW_PASSWORD, NOW)
-    accepted = officers.check_password_login(db, CHEAP_KDF, alice.officer.email, NEW_PASSWORD, NOW)
+    accepted = officers.check_password_login(db, alice.officer.email, NEW_PASSWORD, NOW)
     assert accepted.needs_code
     assert twofactor.open_secret(alice.officer, accepted.private_key) == secret
 
@@ -244,9 +244,7 @@ def test_a_reset_by_an_administrator_ends_sessions_and_two_factor(
     assert db.scalar(select(func.count(ServerSession.id))) == 0
     officers.accept_invitation(db, CHEAP_KDF, token, NEW_PASSWORD, NOW)
     assert not twofactor.enrolled(bob.officer)
-    assert (
-        officers.check_password_login(db, CHEAP_KDF, bob.officer.email, NEW_PASSWORD, NOW).needs_code is False
-    )
+    assert officers.check_password_login(db, bob.officer.email, NEW_PASSWORD, NOW).needs_code is False
 
 
 def test_only_an_administrator_resets_and_not_themselves(

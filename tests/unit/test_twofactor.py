@@ -26,7 +26,7 @@ from whistle.models import AuditEvent, Officer
 from whistle.services import officers, settings, twofactor
 from whistle.services.errors import CodeRefused, CodeReplayed, LoginFailed, UnknownOfficer
 
-from .conftest import CHEAP_KDF, NOW, PASSWORD
+from .conftest import NOW, PASSWORD
 
 if TYPE_CHECKING:
     from .conftest import MakeOfficer, OfficerKeys
@@ -237,7 +237,7 @@ def test_two_requests_racing_with_one_code_cannot_both_pass(db: Session, make_of
 
 def test_a_password_login_without_two_factor_is_complete(db: Session, make_officer: MakeOfficer) -> None:
     alice = make_officer("Alice Officer")
-    accepted = officers.check_password_login(db, CHEAP_KDF, "alice@example.org", PASSWORD, NOW)
+    accepted = officers.check_password_login(db, "alice@example.org", PASSWORD, NOW)
     assert accepted.needs_code is False
     assert accepted.private_key == alice.private_key
     assert audit_kinds(db)[-1][0] == "login"
@@ -246,7 +246,7 @@ def test_a_password_login_without_two_factor_is_complete(db: Session, make_offic
 def test_with_two_factor_the_password_is_only_the_first_step(db: Session, make_officer: MakeOfficer) -> None:
     alice = make_officer("Alice Officer")
     secret = enrol(db, alice)
-    accepted = officers.check_password_login(db, CHEAP_KDF, "alice@example.org", PASSWORD, NOW)
+    accepted = officers.check_password_login(db, "alice@example.org", PASSWORD, NOW)
     assert accepted.needs_code is True
     assert audit_kinds(db)[-1][0] != "login"
     later = NOW + 2 * STEP
@@ -263,14 +263,12 @@ def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
     alice = make_officer("Alice Officer")
     for attempt in range(officers.LOCK_AFTER_FAILURES):
         with pytest.raises(LoginFailed):
-            officers.check_password_login(db, CHEAP_KDF, alice.officer.email, f"wrong guess {attempt}", NOW)
+            officers.check_password_login(db, alice.officer.email, f"wrong guess {attempt}", NOW)
     assert officers.is_locked(alice.officer, NOW)
     with pytest.raises(LoginFailed):
-        officers.check_password_login(
-            db, CHEAP_KDF, alice.officer.email, PASSWORD, NOW + dt.timedelta(minutes=14)
-        )
+        officers.check_password_login(db, alice.officer.email, PASSWORD, NOW + dt.timedelta(minutes=14))
     accepted = officers.check_password_login(
-        db, CHEAP_KDF, alice.officer.email, PASSWORD, NOW + dt.timedelta(minutes=15, seconds=1)
+        db, alice.officer.email, PASSWORD, NOW + dt.timedelta(minutes=15, seconds=1)
     )
     assert accepted.private_key == alice.private_key
     assert alice.officer.failed_logins == 0
@@ -283,9 +281,9 @@ def test_failures_and_the_lock_are_audited_without_the_password(
     alice = make_officer("Alice Officer")
     for _ in range(officers.LOCK_AFTER_FAILURES):
         with pytest.raises(LoginFailed):
-            officers.check_password_login(db, CHEAP_KDF, alice.officer.email, "Marker-wrong-password", NOW)
+            officers.check_password_login(db, alice.officer.email, "Marker-wrong-password", NOW)
     with pytest.raises(LoginFailed):
-        officers.check_password_login(db, CHEAP_KDF, alice.officer.email, PASSWORD, NOW)
+        officers.check_password_login(db, alice.officer.email, PASSWORD, NOW)
     subject = alice.officer.public_id
     assert audit_kinds(db) == [
         *[("login_failed", subject, "password")] * 4,
@@ -303,18 +301,18 @@ def test_a_success_before_the_limit_starts_the_count_again(db: Session, make_off
     for _ in range(2):
         for _ in range(officers.LOCK_AFTER_FAILURES - 1):
             with pytest.raises(LoginFailed):
-                officers.check_password_login(db, CHEAP_KDF, alice.officer.email, "wrong guess", NOW)
-        officers.check_password_login(db, CHEAP_KDF, alice.officer.email, PASSWORD, NOW)
+                officers.check_password_login(db, alice.officer.email, "wrong guess", NOW)
+        officers.check_password_login(db, alice.officer.email, PASSWORD, NOW)
     assert not officers.is_locked(alice.officer, NOW)
 
 
-def test_an_unknown_email_costs_one_derivation_and_gets_the_same_error(
+def test_an_unknown_email_costs_no_derivation_and_gets_the_same_error(
     db: Session, make_officer: MakeOfficer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = make_officer("Alice Officer")
     for _ in range(officers.LOCK_AFTER_FAILURES):
         with pytest.raises(LoginFailed):
-            officers.check_password_login(db, CHEAP_KDF, alice.officer.email, "wrong guess", NOW)
+            officers.check_password_login(db, alice.officer.email, "wrong guess", NOW)
     derivations: list[bytes] = []
     real = officers.derive_key
 
@@ -323,15 +321,15 @@ def test_an_unknown_email_costs_one_derivation_and_gets_the_same_error(
         return real(secret, salt, params)
 
     monkeypatch.setattr(officers, "derive_key", counting)
-    for email, password in [
-        ("nobody@example.org", PASSWORD),  # unknown
-        (alice.officer.email, PASSWORD),  # locked
-        (alice.officer.email, "wrong guess"),  # locked and wrong
+    for email, password, cost in [
+        ("nobody@example.org", PASSWORD, 0),  # unknown: refused at once
+        (alice.officer.email, PASSWORD, 1),  # locked
+        (alice.officer.email, "wrong guess", 1),  # locked and wrong
     ]:
         derivations.clear()
         with pytest.raises(LoginFailed) as refused:
-            officers.check_password_login(db, CHEAP_KDF, email, password, NOW)
-        assert len(derivations) == 1
+            officers.check_password_login(db, email, password, NOW)
+        assert len(derivations) == cost
         assert str(refused.value) == ""
 
 
@@ -341,7 +339,7 @@ def test_wrong_codes_count_towards_the_lock(db: Session, make_officer: MakeOffic
     at = NOW + 10 * STEP
     good = authenticator_code(secret, at)
     wrong = wrong_code(secret, at)
-    accepted = officers.check_password_login(db, CHEAP_KDF, alice.officer.email, PASSWORD, at)
+    accepted = officers.check_password_login(db, alice.officer.email, PASSWORD, at)
     for _ in range(officers.LOCK_AFTER_FAILURES - 1):
         with pytest.raises(CodeRefused):
             officers.check_code_login(db, alice.officer.public_id, accepted.private_key, wrong, at)
@@ -364,7 +362,7 @@ def test_a_right_password_does_not_reset_the_count_of_wrong_codes(
     secret = enrol(db, alice)
     at = NOW + 10 * STEP
     for attempt in range(officers.LOCK_AFTER_FAILURES):
-        accepted = officers.check_password_login(db, CHEAP_KDF, alice.officer.email, PASSWORD, at)
+        accepted = officers.check_password_login(db, alice.officer.email, PASSWORD, at)
         last = attempt == officers.LOCK_AFTER_FAILURES - 1
         with pytest.raises(LoginFailed if last else CodeRefused):
             officers.check_code_login(
@@ -378,9 +376,9 @@ def test_a_replayed_code_is_refused_and_counted(db: Session, make_officer: MakeO
     secret = enrol(db, alice)
     at = NOW + 10 * STEP
     code = authenticator_code(secret, at)
-    accepted = officers.check_password_login(db, CHEAP_KDF, alice.officer.email, PASSWORD, at)
+    accepted = officers.check_password_login(db, alice.officer.email, PASSWORD, at)
     officers.check_code_login(db, alice.officer.public_id, accepted.private_key, code, at)
-    again = officers.check_password_login(db, CHEAP_KDF, alice.officer.email, PASSWORD, at)
+    again = officers.check_password_login(db, alice.officer.email, PASSWORD, at)
     with pytest.raises(CodeReplayed):
         officers.check_code_login(db, alice.officer.public_id, again.private_key, code, at)
     assert audit_kinds(db)[-1] == ("login_failed", alice.officer.public_id, "replayed code")
@@ -391,7 +389,7 @@ def test_a_deactivated_officer_cannot_finish_a_pending_login(db: Session, make_o
     alice = make_officer("Alice Officer")
     secret = enrol(db, alice)
     at = NOW + 10 * STEP
-    accepted = officers.check_password_login(db, CHEAP_KDF, alice.officer.email, PASSWORD, at)
+    accepted = officers.check_password_login(db, alice.officer.email, PASSWORD, at)
     alice.officer.is_active = False
     with pytest.raises(LoginFailed):
         officers.check_code_login(
@@ -415,7 +413,7 @@ def test_an_administrator_can_switch_off_an_officers_two_factor(
     enrol(db, bob)
     officers.reset_two_factor(db, alice.officer, bob.officer.public_id, NOW)
     assert not twofactor.enrolled(bob.officer)
-    assert officers.check_password_login(db, CHEAP_KDF, bob.officer.email, PASSWORD, NOW).needs_code is False
+    assert officers.check_password_login(db, bob.officer.email, PASSWORD, NOW).needs_code is False
     assert ("two_factor_reset", bob.officer.public_id, "") in audit_kinds(db)
 
 

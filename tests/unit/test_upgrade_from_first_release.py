@@ -341,7 +341,7 @@ def moment() -> Moment:
 
 def actor(db: Session, email: str) -> cases.Actor:
     """An officer of the first release logs in with the same password after the upgrade."""
-    officer, private_key = officers.authenticate(db, CHEAP_KDF, email, PASSWORD)
+    officer, private_key = officers.authenticate(db, email, PASSWORD)
     return cases.Actor(officer, private_key)
 
 

@@ -2,8 +2,11 @@
 resets, invitation links and the first administrator's setup.
 
 A login refuses an unknown email, a deactivated officer, a locked account and a
-wrong password with one answer and the same cost (one Argon2id derivation), so
-the answer does not tell whether an account exists. Five failures in a row
+wrong password with one answer. Only a login for an active officer costs an
+Argon2id derivation: an email that is no active officer's is refused at once, so
+a flood of made-up logins costs nothing. Its timing tells whether an email is an
+active officer's, which the landing page, naming every officer, all but says
+already. Five failures in a row
 (wrong passwords or wrong codes) lock the account for fifteen minutes.
 """
 
@@ -114,15 +117,14 @@ def create_officer(
     return NewOfficer(officer, recovery_code)
 
 
-def authenticate(db: Session, kdf: crypto.KdfParams, email: str, password: str) -> tuple[Officer, bytes]:
+def authenticate(db: Session, email: str, password: str) -> tuple[Officer, bytes]:
     """Check a password by unsealing the officer's private key with it.
 
-    An unknown email or a deactivated officer costs the same derivation and
-    gives the same error as a wrong password.
+    An unknown email or a deactivated officer gives the same error as a wrong
+    password, without a derivation.
     """
     officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email)))
     if officer is None or not officer.is_active:
-        derive_key(password.encode(), _DUMMY_SALT, kdf)
         raise LoginFailed()
     key = derive_key(password.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf))
     try:
@@ -230,9 +232,7 @@ def _succeeded(db: Session, officer: Officer, now: dt.datetime) -> None:
     db.flush()
 
 
-def check_password_login(
-    db: Session, kdf: crypto.KdfParams, email: str, password: str, now: dt.datetime
-) -> PasswordAccepted:
+def check_password_login(db: Session, email: str, password: str, now: dt.datetime) -> PasswordAccepted:
     """The first step of a login: the password, which unseals the private key.
 
     Raises :class:`LoginFailed` for an unknown email, a deactivated officer, a
@@ -242,7 +242,6 @@ def check_password_login(
     """
     officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email)))
     if officer is None or not officer.is_active:
-        derive_key(password.encode(), _DUMMY_SALT, kdf)
         raise LoginFailed()
     key = derive_key(password.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf))
     if is_locked(officer, now):

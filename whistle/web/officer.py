@@ -113,9 +113,7 @@ def login() -> str | BaseResponse | tuple[str, int]:
     rt = runtime()
     now = rt.clock.now()
     try:
-        accepted = officers.check_password_login(
-            db(), rt.keyring.kdf, form.email.data, form.password.data, now
-        )
+        accepted = officers.check_password_login(db(), form.email.data, form.password.data, now)
     except LoginFailed:
         db().commit()  # the failure counts towards a lockout even though this page refuses
         form.password.errors.append(LOGIN_FAILED)
