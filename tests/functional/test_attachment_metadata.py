@@ -7,7 +7,8 @@ import re
 
 from PIL import Image
 
-from tests.conftest import follow_up, form_post, login, reports_listed, submit_report
+from tests.conftest import follow_up, form_post, login, reports_listed, runtime_of, submit_report
+from tests.hostile import docx_with_zeros
 
 ARTIST = "MARKER-ARTIST-Jane-Doe"
 
@@ -78,3 +79,14 @@ def test_a_type_that_cannot_be_cleaned_is_stored_as_sent_and_said_so(client, app
     reporter = app.test_client()
     follow_up(reporter, receipt)
     assert "This type of file cannot be cleaned" in reporter.get("/follow-up/case").get_data(as_text=True)
+
+
+def test_zip_bombs_are_stored_as_small_as_they_were_sent_and_marked_not_cleaned(client, app, alice):
+    bomb = docx_with_zeros("mimetype", 100)  # about 100 KB that inflates to 100 MiB
+    submit_report(client, attachments=[(io.BytesIO(bomb), f"rota-{index}.docx") for index in range(3)])
+
+    page, downloads = _officer_downloads(app, alice)
+    assert downloads == [bomb] * 3
+    assert page.count("Not cleaned: it would take too much memory or time to clean.") == 3
+    stored = sum(path.stat().st_size for path in runtime_of(app).store.root.rglob("*") if path.is_file())
+    assert stored < 4 * len(bomb)

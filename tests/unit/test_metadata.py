@@ -26,6 +26,7 @@ from pypdf.generic import (
     TextStringObject,
 )
 
+from tests.hostile import MIB, docx_with_zeros
 from whistle.services import metadata
 from whistle.services.metadata import Cleaned, CleanStatus
 
@@ -616,14 +617,44 @@ def test_a_zip_bomb_is_refused() -> None:
     )
     assert len(bomb) <= 1_000  # small enough to be cleaned, but expands 11 times the limit
 
-    assert_stored_as_is(bomb, CleanStatus.FAILED, "docx", max_bytes=1_000)
+    assert_stored_as_is(bomb, CleanStatus.OVER_BOUNDS, "docx", max_bytes=1_000)
+
+
+def test_a_docx_whose_mimetype_entry_inflates_to_300_mib_is_stored_as_sent() -> None:
+    bomb = docx_with_zeros("mimetype", 300)
+    assert len(bomb) < 400_000
+
+    assert_stored_as_is(bomb, CleanStatus.OVER_BOUNDS, "docx")
+
+
+def test_a_package_that_inflates_a_hundred_times_its_size_is_refused_whatever_the_limit() -> None:
+    bomb = docx_with_zeros("word/media/zeros.bin", 64)
+    upload = ReadOnce(bomb)
+
+    result = metadata.clean(cast(IO[bytes], upload), max_bytes=1024 * MIB)
+
+    assert result.status == CleanStatus.OVER_BOUNDS
+    assert metadata.ZIP_RATIO * len(bomb) < 64 * MIB
+    assert read_all(result.stream) == bomb
+
+
+@pytest.mark.parametrize("name", ["mimetype", "word/media/scan.bin"])
+def test_a_stored_entry_is_compressed_again_so_the_copy_is_about_the_size_sent(name: str) -> None:
+    sent = docx_with_zeros(name, 1, compression=zipfile.ZIP_STORED)
+    assert len(sent) > MIB
+
+    result, out = clean(sent)
+
+    assert (result.status, result.kind) == (CleanStatus.NOTHING_FOUND, "docx")
+    assert len(out) < 10_000
+    assert entries(out) == entries(sent)
 
 
 def test_a_package_with_too_many_entries_is_refused() -> None:
     names = [f"word/media/{index}.bin" for index in range(metadata.MAX_ZIP_ENTRIES)]
     crowded = package(("[Content_Types].xml", CONTENT_TYPES), *((name, b"") for name in names))
 
-    assert_stored_as_is(crowded, CleanStatus.FAILED, "docx")
+    assert_stored_as_is(crowded, CleanStatus.OVER_BOUNDS, "docx")
 
 
 def test_a_package_with_two_entries_of_one_name_is_refused() -> None:
@@ -643,7 +674,7 @@ def test_an_xml_part_over_the_limit_is_refused() -> None:
         ("[Content_Types].xml", "<Types/>"), ("word/document.xml", f"<w:document>{'x' * 2_000}</w:document>")
     )
 
-    assert_stored_as_is(large, CleanStatus.FAILED, "docx", max_bytes=1_000)
+    assert_stored_as_is(large, CleanStatus.OVER_BOUNDS, "docx", max_bytes=1_000)
 
 
 @pytest.mark.parametrize(

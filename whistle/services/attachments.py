@@ -23,6 +23,9 @@ CLEANING_TEXT: dict[str, str] = {
     CleanStatus.UNSUPPORTED: "This type of file cannot be cleaned: it was stored exactly as sent.",
     CleanStatus.TOO_LARGE: "Too large to be cleaned: it was stored exactly as sent.",
     CleanStatus.FAILED: "Could not be read to be cleaned: it was stored exactly as sent.",
+    CleanStatus.OVER_BOUNDS: (
+        "Not cleaned: it would take too much memory or time to clean. It was stored exactly as sent."
+    ),
 }
 GENERIC_TYPE = "application/octet-stream"
 

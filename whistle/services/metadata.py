@@ -27,8 +27,10 @@ cleaned here, with well-kept libraries and no parser of our own:
   replaced by "Author" and "A", and Word's link to its template (a path that
   names the user's folder) becomes "Normal.dotm". Parts that hold none of
   these keep their exact bytes. Entry dates, extra fields and comments of the
-  ZIP itself are not kept; an OpenDocument package keeps its uncompressed
-  `mimetype` as the first entry.
+  ZIP itself are not kept. Every entry is compressed again, so the copy is
+  about the size of what was sent; only an OpenDocument package's `mimetype`
+  stays uncompressed, as its first entry. What the entries inflate to is
+  counted as they are read, and bounded (see ZIP_RATIO).
 
 What is *not* cleaned, so the reporter should still be warned: the visible
 content (a name in the text, a face in a photo), pictures embedded inside
@@ -39,9 +41,9 @@ The upload arrives as a read-once stream: it is read only with ``read(n)``,
 at most ``max_bytes + 1`` bytes are held in memory (none beyond the first
 kilobyte for a type no cleaner reads, such as a video), and nothing is ever
 written to disk. Whatever cannot be cleaned (an unknown type, a file over the
-limit, a file that does not parse, a ZIP or image that would expand too far)
-comes back byte for byte as it arrived, with a status that says why: evidence
-is never lost.
+limit, a file that does not parse, a ZIP or image that would take more memory
+or time to clean than a file may) comes back byte for byte as it arrived, with
+a status that says why: evidence is never lost.
 
 This module logs nothing: a log line written while an upload is cleaned would
 date that upload. For the same reason pypdf, which reports malformed files
@@ -55,7 +57,6 @@ from __future__ import annotations
 import enum
 import io
 import logging
-import shutil
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
@@ -89,8 +90,12 @@ _pypdf_log.propagate = False
 MAX_CLEAN_BYTES = 64 * 1024 * 1024
 #: All frames or pages of one image together (Pillow's own limit for one picture).
 MAX_PIXELS = 89_478_485
-#: A ZIP package may expand to this many times the cleaning limit, in at most so many entries.
+#: A ZIP package may inflate to this many times the cleaning limit in all (an XML part, to
+#: the limit itself), in at most so many entries. What is inflated is counted as it is read.
 ZIP_EXPANSION = 10
+#: ... and to no more than this many times its own size: real documents inflate
+#: a few times, tens of times for a plain spreadsheet; a ZIP bomb, a thousand.
+ZIP_RATIO = 100
 MAX_ZIP_ENTRIES = 10_000
 
 _READ_CHUNK = 1024 * 1024
@@ -110,8 +115,10 @@ class CleanStatus(enum.StrEnum):
     UNSUPPORTED = "unsupported"
     #: Larger than the cleaning limit: stored as it is.
     TOO_LARGE = "too_large"
-    #: Looked like a supported type but could not be parsed (or was refused as a bomb): stored as it is.
+    #: Looked like a supported type but could not be parsed: stored as it is.
     FAILED = "failed"
+    #: Would take more memory or time to clean than a file may (a ZIP or image bomb): stored as it is.
+    OVER_BOUNDS = "over_bounds"
 
 
 @dataclass(frozen=True)
@@ -125,6 +132,10 @@ class Cleaned:
 
 class _Unsupported(Exception):
     """A type we recognise but do not clean (an encrypted PDF, a camera raw file, a plain ZIP)."""
+
+
+class _BeyondBounds(Exception):
+    """Cleaning the file would take more memory or time than a file may."""
 
 
 def clean(stream: IO[bytes], *, keep_original: bool = False, max_bytes: int = MAX_CLEAN_BYTES) -> Cleaned:
@@ -152,13 +163,15 @@ def clean(stream: IO[bytes], *, keep_original: bool = False, max_bytes: int = MA
                     kind = _package_kind(package)
                     if not kind:
                         raise _Unsupported
-                    cleaned, found = _clean_package(package, kind, max_bytes)
+                    cleaned, found = _clean_package(package, kind, len(data), max_bytes)
             elif kind == "pdf":
                 cleaned, found = _clean_pdf(data)
             else:
                 cleaned, found = _clean_image(data, kind)
     except _Unsupported:
         return Cleaned(io.BytesIO(data), CleanStatus.UNSUPPORTED, _public(kind))
+    except _BeyondBounds:
+        return Cleaned(io.BytesIO(data), CleanStatus.OVER_BOUNDS, _public(kind))
     except Exception:
         # Hostile or broken files make these libraries raise nearly anything
         # (OSError, ValueError, SyntaxError, KeyError, RecursionError, ...).
@@ -387,6 +400,7 @@ _ODF_KINDS = {
     b"application/vnd.oasis.opendocument.spreadsheet": "ods",
     b"application/vnd.oasis.opendocument.presentation": "odp",
 }
+_ODF_MIMETYPES = {kind: mimetype for mimetype, kind in _ODF_KINDS.items()}
 _OOXML_FOLDERS = (("word/", "docx"), ("xl/", "xlsx"), ("ppt/", "pptx"))
 
 
@@ -406,36 +420,69 @@ def _package_kind(package: zipfile.ZipFile) -> str:
     return ""
 
 
-def _clean_package(package: zipfile.ZipFile, kind: str, max_bytes: int) -> tuple[bytes, bool]:
+def _clean_package(package: zipfile.ZipFile, kind: str, sent: int, max_bytes: int) -> tuple[bytes, bool]:
+    """The package rewritten, every entry compressed again, within bounds on what it inflates to.
+
+    The sizes the entries declare are not trusted: what is inflated is counted
+    as it is read, chunk by chunk, and reading stops as soon as a bound is
+    passed. Every entry is compressed again (a stored one too, whatever its
+    name), except OpenDocument's first ``mimetype``, which the format wants
+    stored and which holds a few bytes. So the copy is about the size of what
+    was sent.
+    """
     entries = package.infolist()
-    if (
-        len(entries) > MAX_ZIP_ENTRIES
-        or sum(entry.file_size for entry in entries) > ZIP_EXPANSION * max_bytes
-    ):
-        raise ValueError("the package would expand too far")
+    if len(entries) > MAX_ZIP_ENTRIES:
+        raise _BeyondBounds("the package has too many entries")
     if len({entry.filename for entry in entries}) != len(entries):
         raise ValueError("two entries have the same name")  # which one would a reader open?
+    budget = _Budget(min(ZIP_EXPANSION * max_bytes, ZIP_RATIO * sent))
     found = False
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as cleaned:
-        for entry in entries:
+        for index, entry in enumerate(entries):
             fresh = zipfile.ZipInfo(entry.filename, date_time=_ZIP_EPOCH)
-            stored = entry.compress_type == zipfile.ZIP_STORED or entry.filename == "mimetype"
-            fresh.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
             fresh.external_attr = entry.external_attr
+            if index == 0 and entry.filename == "mimetype" and kind in _ODF_MIMETYPES:
+                fresh.compress_type = zipfile.ZIP_STORED
+                cleaned.writestr(fresh, _ODF_MIMETYPES[kind])  # what _package_kind read there
+                continue
+            fresh.compress_type = zipfile.ZIP_DEFLATED
             rules = _rules_for(kind, entry.filename)
             if rules is None:
-                fresh.file_size = entry.file_size
                 with package.open(entry) as source, cleaned.open(fresh, "w") as target:
-                    shutil.copyfileobj(source, target)
+                    while chunk := source.read(_READ_CHUNK):
+                        budget.spend(len(chunk))
+                        target.write(chunk)
                 continue
-            if entry.file_size > max_bytes:
-                raise ValueError("an XML part is too large to clean")
-            part = package.read(entry)
+            part = _inflate(package, entry, max_bytes, budget)
             rewritten = _rewrite_xml(part, rules)
             found |= rewritten is not None
             cleaned.writestr(fresh, part if rewritten is None else rewritten)
     return out.getvalue(), found
+
+
+class _Budget:
+    """How many more bytes the entries of a package may inflate to."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def spend(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise _BeyondBounds("the package expands too far")
+
+
+def _inflate(package: zipfile.ZipFile, entry: zipfile.ZipInfo, limit: int, budget: _Budget) -> bytes:
+    """An entry's bytes, read in chunks, refused as soon as they pass `limit`."""
+    buffer = io.BytesIO()
+    with package.open(entry) as source:
+        while chunk := source.read(_READ_CHUNK):
+            budget.spend(len(chunk))
+            if buffer.tell() + len(chunk) > limit:
+                raise _BeyondBounds("an entry is too large to clean")
+            buffer.write(chunk)
+    return buffer.getvalue()
 
 
 # The XML parts are rewritten with the standard library's SAX parser and
