@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 import zipfile
 
 MIB = 1024 * 1024
@@ -19,4 +20,26 @@ def docx_with_zeros(name: str, mebibytes: int, compression: int = zipfile.ZIP_DE
         with archive.open(info, "w") as entry:
             for _ in range(mebibytes):
                 entry.write(bytes(MIB))
+    return buffer.getvalue()
+
+
+def docx_nested(depth: int, padding: int = 0) -> bytes:
+    """A docx whose tracked change holds `depth` nested runs, and `padding` random bytes beside it.
+
+    Four million levels inflate to 28 MB from a few kilobytes; the padding
+    makes the package large enough that it does not inflate too many times
+    its own size, so that only the nesting can give it away.
+    """
+    namespace = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    document = (
+        f'<w:document xmlns:w="{namespace}"><w:ins w:author="Someone">'.encode()
+        + b"<w:r>" * depth
+        + b"</w:r>" * depth
+        + b"</w:ins></w:document>"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", document)
+        archive.writestr("word/media/noise.bin", secrets.token_bytes(padding))
     return buffer.getvalue()

@@ -26,7 +26,7 @@ from pypdf.generic import (
     TextStringObject,
 )
 
-from tests.hostile import MIB, docx_with_zeros
+from tests.hostile import MIB, docx_nested, docx_with_zeros
 from whistle.services import metadata
 from whistle.services.metadata import Cleaned, CleanStatus
 
@@ -305,15 +305,23 @@ def test_a_decompression_bomb_is_refused() -> None:
     # 90 million pixels, just over Pillow's limit, in a file of a few kilobytes.
     bomb = encode(Image.new("1", (10_000, 9_000)), "PNG")
 
-    assert_stored_as_is(bomb, CleanStatus.FAILED, "png")
+    assert_stored_as_is(bomb, CleanStatus.OVER_BOUNDS, "png")
+
+
+def test_a_picture_under_pillows_limit_but_too_large_to_clean_safely_is_refused_before_decoding() -> None:
+    # 9,400 x 9,400 pixels of black: a few hundred kilobytes, and most of a gigabyte once decoded.
+    bomb = encode(Image.new("RGB", (9_400, 9_400)), "PNG")
+    assert Image.MAX_IMAGE_PIXELS > 9_400 * 9_400
+
+    assert_stored_as_is(bomb, CleanStatus.OVER_BOUNDS, "png")
 
 
 def test_pages_that_together_hold_too_many_pixels_are_refused() -> None:
-    # Each page is under Pillow's limit for one picture; both together are not.
-    pages = [Image.new("1", (7_000, 7_000)) for _ in range(2)]
+    # Each page is under the limit alone; both together are not.
+    pages = [Image.new("1", (6_000, 6_000)) for _ in range(2)]
     tiff = encode(pages[0], "TIFF", save_all=True, append_images=pages[1:], compression="group4")
 
-    assert_stored_as_is(tiff, CleanStatus.FAILED, "tiff")
+    assert_stored_as_is(tiff, CleanStatus.OVER_BOUNDS, "tiff")
 
 
 # --- PDF --------------------------------------------------------------------------------------------
@@ -675,6 +683,35 @@ def test_an_xml_part_over_the_limit_is_refused() -> None:
     )
 
     assert_stored_as_is(large, CleanStatus.OVER_BOUNDS, "docx", max_bytes=1_000)
+
+
+def test_xml_nested_as_deep_as_the_bound_is_cleaned_and_deeper_is_refused() -> None:
+    at_bound = docx_nested(metadata.MAX_XML_DEPTH - 2)  # under the document and the change
+
+    result, _ = clean(at_bound)
+
+    assert result.status == CleanStatus.CLEANED
+    assert_stored_as_is(docx_nested(metadata.MAX_XML_DEPTH - 1), CleanStatus.OVER_BOUNDS, "docx")
+
+
+def test_nesting_inside_a_removed_element_counts_too() -> None:
+    nested = "<dc:title>" + "<x>" * metadata.MAX_XML_DEPTH + "</x>" * metadata.MAX_XML_DEPTH + "</dc:title>"
+    core = CORE.replace("<dc:title>MARKER-TITLE</dc:title>", nested)
+
+    deep = package(
+        ("[Content_Types].xml", CONTENT_TYPES),
+        ("word/document.xml", "<w:document/>"),
+        ("docProps/core.xml", core),
+    )
+
+    assert_stored_as_is(deep, CleanStatus.OVER_BOUNDS, "docx")
+
+
+def test_four_million_nested_elements_padded_to_pass_the_ratio_are_refused() -> None:
+    bomb = docx_nested(4_000_000, padding=400_000)
+    assert metadata.ZIP_RATIO * len(bomb) > 28_000_000
+
+    assert_stored_as_is(bomb, CleanStatus.OVER_BOUNDS, "docx")
 
 
 @pytest.mark.parametrize(

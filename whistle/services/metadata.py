@@ -88,8 +88,9 @@ _pypdf_log.propagate = False
 
 #: Files larger than this are stored as they are: cleaning happens in memory.
 MAX_CLEAN_BYTES = 64 * 1024 * 1024
-#: All frames or pages of one image together (Pillow's own limit for one picture).
-MAX_PIXELS = 89_478_485
+#: All frames or pages of one image together, counted before any is decoded: a 48-megapixel
+#: photo fits. Decoding takes 3 or 4 bytes a pixel, and each step of cleaning a copy.
+MAX_PIXELS = 50_000_000
 #: A ZIP package may inflate to this many times the cleaning limit in all (an XML part, to
 #: the limit itself), in at most so many entries. What is inflated is counted as it is read.
 ZIP_EXPANSION = 10
@@ -97,6 +98,8 @@ ZIP_EXPANSION = 10
 #: a few times, tens of times for a plain spreadsheet; a ZIP bomb, a thousand.
 ZIP_RATIO = 100
 MAX_ZIP_ENTRIES = 10_000
+#: How deep the elements of an XML part may nest (libxml2's own limit; Office writes tens).
+MAX_XML_DEPTH = 256
 
 _READ_CHUNK = 1024 * 1024
 #: How much of a file's start tells its type (see _sniff).
@@ -170,7 +173,7 @@ def clean(stream: IO[bytes], *, keep_original: bool = False, max_bytes: int = MA
                 cleaned, found = _clean_image(data, kind)
     except _Unsupported:
         return Cleaned(io.BytesIO(data), CleanStatus.UNSUPPORTED, _public(kind))
-    except _BeyondBounds:
+    except (_BeyondBounds, Image.DecompressionBombWarning, Image.DecompressionBombError):
         return Cleaned(io.BytesIO(data), CleanStatus.OVER_BOUNDS, _public(kind))
     except Exception:
         # Hostile or broken files make these libraries raise nearly anything
@@ -293,7 +296,7 @@ def _clean_image(data: bytes, kind: str) -> tuple[bytes, bool]:
         for frame in ImageSequence.Iterator(image):
             pixels += frame.width * frame.height
             if pixels > MAX_PIXELS:
-                raise ValueError("too many pixels")
+                raise _BeyondBounds("too many pixels")
             found |= _carries_metadata(frame)
             frames.append(_pixels_only(frame))
             if kind == "jpeg":
@@ -714,6 +717,8 @@ class _Rewriter(ContentHandler):
             self._out.characters(content)
 
     def startElement(self, name: str, attrs: AttributesImpl) -> None:
+        if len(self._scopes) + self._hidden > MAX_XML_DEPTH:
+            raise _BeyondBounds("the elements of an XML part are nested too deep")
         if self._hidden:
             self._hidden += 1
             self._seen.append("<")  # content that is more than text
