@@ -70,7 +70,10 @@ class Settings:
     rate_limit_prefix: str = "whistle"
     receipt_attempts_global: str = "120 per minute"
     receipt_attempts_per_receipt: str = "10 per hour"
+    #: Password resets per account; logins per device an officer has logged in from
+    #: (logins from elsewhere are slowed by wrong passwords instead).
     login_attempts_per_account: str = "10 per 15 minutes"
+    login_attempts_per_device: str = "10 per 15 minutes"
     submissions_global: str = "60 per minute"
     timezone: str = "Europe/London"
     secure_cookies: bool = False

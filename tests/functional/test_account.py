@@ -1,5 +1,6 @@
-"""An officer's account through the browser: two-factor login, lockout, and getting back in
-after a lost password (with the recovery key, or through an administrator's reset).
+"""An officer's account through the browser: two-factor login, slowing after wrong
+passwords, and getting back in after a lost password (with the recovery key, or
+through an administrator's reset).
 
 Codes are computed the way an authenticator app does it, from the key the
 enrolment page shows; time passes with the app's clock moved forward, as in
@@ -273,70 +274,92 @@ def test_the_code_page_without_a_password_first_sends_to_login(client):
     assert sent_to_login(client.get(CODE))
 
 
-# --- lockout ---------------------------------------------------------------------
+# --- wrong passwords ---------------------------------------------------------------------
 
 
-def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(app, alice):
-    for guess in range(5):
+def test_a_strangers_wrong_passwords_slow_new_devices_but_never_the_officers_own(app, alice):
+    # Alice has logged in from this browser before, and logged out.
+    own = app.test_client()
+    assert login(own, alice).status_code == 303
+    log_out(own)
+
+    for guess in range(officers.FREE_FAILURES):
         assert attempt(app, alice.email, f"wrong guess number {guess}").status_code == 422
-    locked = attempt(app, alice.email, PASSWORD)
-    assert locked.status_code == 422
-    assert field_errors(locked.get_data(as_text=True)) == [f"Error: {LOGIN_FAILED}"]
+    # A browser she has never logged in from must wait, even with the right password ...
+    delayed = attempt(app, alice.email, PASSWORD)
+    assert delayed.status_code == 429
+    assert int(delayed.headers["Retry-After"]) >= 1
+    assert "Several wrong passwords were tried for this account just now" in text_of(
+        delayed.get_data(as_text=True)
+    )
+    # ... but her own browser does not, whatever the stranger keeps trying.
+    for guess in range(20):
+        attempt(app, alice.email, f"another wrong guess {guess}")
+    assert login(own, alice).status_code == 303
+    assert own.get("/officer/").status_code == 200
 
-    pass_time(app, dt.timedelta(minutes=14))
-    assert attempt(app, alice.email, PASSWORD).status_code == 422
-    pass_time(app, dt.timedelta(minutes=15, seconds=5))
+    # And a new browser only waits: no refusal lasts longer than a minute.
+    pass_time(app, dt.timedelta(seconds=61))
     client = app.test_client()
     assert login(client, alice).status_code == 303
     assert client.get("/officer/").status_code == 200
 
 
-def test_unknown_locked_and_wrong_get_the_same_page(app, alice, bob):
-    for guess in range(5):
-        attempt(app, bob.email, f"wrong guess number {guess}")
+def test_a_forged_device_cookie_is_a_new_device(app, alice, bob):
+    bobs = app.test_client()
+    assert login(bobs, bob).status_code == 303
+    for guess in range(officers.FREE_FAILURES):
+        attempt(app, alice.email, f"wrong guess number {guess}")
+    # Bob's device is known for Bob, not for Alice; a made-up cookie is nobody's.
+    assert login(bobs, alice).status_code == 429
+    forged = app.test_client()
+    forged.set_cookie("whistle_device", "eyJvZmZpY2VyIjoiYWxpY2UifQ.forged.signature", path="/officer")
+    assert login(forged, alice).status_code == 429
 
+
+def test_unknown_and_wrong_get_the_same_page(app, alice, bob):
     wrong = attempt(app, alice.email, "not the password at all")
     unknown = attempt(app, "mallory@example.org", PASSWORD)
-    locked = attempt(app, bob.email, PASSWORD)
 
-    assert wrong.status_code == unknown.status_code == locked.status_code == 422
-    pages = [text_of(r.get_data(as_text=True)) for r in (wrong, unknown, locked)]
-    assert pages[0] == pages[1] == pages[2]
+    assert wrong.status_code == unknown.status_code == 422
+    pages = [text_of(r.get_data(as_text=True)) for r in (wrong, unknown)]
+    assert pages[0] == pages[1]
     assert LOGIN_FAILED in pages[0]
     # Nothing else differs either: headers, apart from the new session cookie's value.
-    names = [sorted(k for k, _ in r.headers if k != "Set-Cookie") for r in (wrong, unknown, locked)]
-    assert names[0] == names[1] == names[2]
+    names = [sorted(k for k, _ in r.headers if k != "Set-Cookie") for r in (wrong, unknown)]
+    assert names[0] == names[1]
 
 
-def test_failed_logins_and_the_lock_are_audited(app, alice):
+def test_failed_logins_and_the_slowing_are_audited(app, alice):
     from whistle.models import AuditEvent
 
-    for _ in range(5):
+    for _ in range(officers.FREE_FAILURES + 5):
         attempt(app, alice.email, "Marker-wrong-password")
     rt = runtime_of(app)
     with rt.session_factory() as db:
         events = [
             (e.kind, e.subject, e.detail) for e in db.scalars(select(AuditEvent).order_by(AuditEvent.id))
         ]
-    assert events.count(("login_failed", alice.public_id, "password")) == 5
-    assert ("account_locked", alice.public_id, "") in events
+    # Attempts refused while the browser must wait are not counted, nor written down.
+    assert events.count(("login_failed", alice.public_id, "password")) == officers.FREE_FAILURES
+    assert ("login_slowed", alice.public_id, "") in events
     assert "Marker" not in repr(events)
 
 
-def test_wrong_codes_lock_the_account_too(app, alice):
+def test_wrong_codes_slow_the_login_too(app, alice):
     secret = enrolled_alice(app, alice)
     officer = app.test_client()
     login(officer, alice)
-    for _ in range(4):
+    for _ in range(officers.FREE_FAILURES - 1):
         assert send_code(officer, wrong_code(app, secret)).status_code == 422
     ended = send_code(officer, wrong_code(app, secret))
     assert ended.status_code == 422
     assert "Your login was not completed" in text_of(ended.get_data(as_text=True))
     assert sent_to_login(officer.get(CODE))
 
-    # Locked: even the right password and code do not let anyone in.
-    assert attempt(app, alice.email, PASSWORD).status_code == 422
-    pass_time(app, dt.timedelta(minutes=17))
+    # This browser has not completed a login yet: it waits before the password is tried again.
+    assert attempt(app, alice.email, PASSWORD).status_code == 429
+    pass_time(app, dt.timedelta(minutes=2))
     log_in_with_code(app, alice, secret)
 
 

@@ -28,6 +28,7 @@ def limited_app(instance):
             receipt_attempts_per_receipt="3 per hour",
             receipt_attempts_global="5 per minute",
             login_attempts_per_account="2 per 15 minutes",
+            login_attempts_per_device="2 per 15 minutes",
             submissions_global="2 per minute",
         )
     )
@@ -66,17 +67,23 @@ def test_the_right_receipt_still_works_under_the_per_receipt_limit(limited_app, 
     assert follow_up(client, receipt).status_code == 303
 
 
-def test_logins_are_limited_per_account_without_telling_if_it_exists(limited_app, alice):
-    client = limited_app.test_client()
-    for email in ("alice@example.org", "nobody@example.org"):
-        for _ in range(2):
-            response = form_post(client, "/officer/login", {"email": email, "password": "wrong password!"})
-            assert response.status_code == 422
-        response = form_post(client, "/officer/login", {"email": email, "password": "wrong password!"})
-        assert response.status_code == 429
-    # Another account is not affected.
-    other = form_post(client, "/officer/login", {"email": "bob@example.org", "password": "wrong password!"})
-    assert other.status_code == 422
+def test_logins_are_limited_per_known_device_and_strangers_use_up_none_of_it(limited_app, alice):
+    own = limited_app.test_client()
+    assert login(own, alice).status_code == 303  # no device known yet: nothing counted
+    own.post("/officer/logout", data={"csrf_token": csrf_token(own.get("/officer/").get_data(as_text=True))})
+    for guess in range(10):
+        stranger = limited_app.test_client()
+        credentials = {"email": alice.email, "password": f"wrong password {guess}"}
+        assert form_post(stranger, "/officer/login", credentials).status_code in (422, 429)
+    # The strangers used up nothing of the limit of Alice's own browser ...
+    assert login(own, alice).status_code == 303
+    own.post("/officer/logout", data={"csrf_token": csrf_token(own.get("/officer/").get_data(as_text=True))})
+    wrong = {"email": alice.email, "password": "wrong password!"}
+    assert form_post(own, "/officer/login", wrong).status_code == 422
+    # ... which is its own: two tries in 15 minutes here.
+    refused = form_post(own, "/officer/login", wrong)
+    assert refused.status_code == 429
+    assert "Too many attempts" in refused.get_data(as_text=True)
 
 
 def test_submissions_are_limited(limited_app, alice):
@@ -175,8 +182,9 @@ def test_the_in_memory_counters_start_no_thread_per_request():
 def test_a_rate_limit_storage_that_is_down_refuses_the_limited_forms_and_says_nothing_was_lost(
     instance, caplog
 ):
-    """Redis down (nothing listens on port 1): the receipt, login and report forms are refused
-    with a 503 page rather than run without a limit; pages without a limit still answer."""
+    """Redis down (nothing listens on port 1): the receipt, reset and report forms are refused
+    with a 503 page rather than run without a limit; pages without a limit still answer, and so
+    does a login (its slowing after wrong passwords is kept in the database)."""
     app = create_app(Settings.load(instance.path, rate_limit_storage="redis://127.0.0.1:1/0"))
     app.config["TESTING"] = True
     client = app.test_client()
@@ -194,6 +202,8 @@ def test_a_rate_limit_storage_that_is_down_refuses_the_limited_forms_and_says_no
             assert db.scalar(select(func.count(Report.id))) == 0
         assert follow_up(client, "AAAA-BBBB-CCCC-DDDD").status_code == 503
         credentials = {"email": "alice@example.org", "password": "not the password"}
-        assert form_post(client, "/officer/login", credentials).status_code == 503
+        assert form_post(client, "/officer/login", credentials).status_code == 422
+        reset = {"email": "alice@example.org", "recovery_key": "AAAA-BBBB", "password": "a long new password"}
+        assert form_post(client, "/officer/reset", reset).status_code == 503
     finally:
         app.extensions["whistle"].engine.dispose()

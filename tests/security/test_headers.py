@@ -34,6 +34,7 @@ UNSAFE_SOURCES = {"'unsafe-inline'", "'unsafe-eval'", "'unsafe-hashes'", "'wasm-
 #: Pages load nothing from third parties: every source is the portal itself, or nothing.
 ALLOWED_SOURCES = {"'self'", "'none'"}
 COOKIE = "whistle"
+DEVICE_COOKIE = "whistle_device"
 
 
 def csp_directives(policy: str) -> dict[str, list[str]]:
@@ -198,9 +199,13 @@ def set_cookies(response) -> dict[str, tuple[str, dict[str, str]]]:
     return cookies
 
 
-def assert_session_cookie(response, *, secure: bool) -> None:
+def assert_session_cookie(response, *, secure: bool, device: bool = False) -> None:
+    """The session cookie, and on an officer's login the device cookie, and no other."""
     cookies = set_cookies(response)
-    assert list(cookies) == [COOKIE], response.headers.getlist("Set-Cookie")
+    expected = [COOKIE, DEVICE_COOKIE] if device else [COOKIE]
+    assert sorted(cookies) == sorted(expected), response.headers.getlist("Set-Cookie")
+    if device:
+        assert_device_cookie(cookies[DEVICE_COOKIE], secure=secure)
     value, attributes = cookies[COOKIE]
     assert value
     assert "httponly" in attributes
@@ -208,6 +213,18 @@ def assert_session_cookie(response, *, secure: bool) -> None:
     assert attributes.get("path") == "/"
     assert "expires" not in attributes, "the browser must forget the session when it closes"
     assert "max-age" not in attributes
+    assert "domain" not in attributes
+    assert ("secure" in attributes) is secure
+
+
+def assert_device_cookie(cookie: tuple[str, dict[str, str]], *, secure: bool) -> None:
+    """Sent to the officer area only, out of scripts' reach, and kept for a year."""
+    value, attributes = cookie
+    assert value
+    assert "httponly" in attributes
+    assert attributes.get("samesite") == "Strict"
+    assert attributes.get("path") == "/officer"
+    assert attributes.get("max-age") == str(365 * 24 * 3600)
     assert "domain" not in attributes
     assert ("secure" in attributes) is secure
 
@@ -220,7 +237,7 @@ def test_officer_login_cookie(app, alice):
     client = app.test_client()
     response = login(client, alice)
     assert response.status_code == 303
-    assert_session_cookie(response, secure=False)
+    assert_session_cookie(response, secure=False, device=True)
 
 
 def test_reporter_cookies(client):
@@ -248,7 +265,7 @@ def test_cookies_are_secure_when_configured(secure_app):
     assert_session_cookie(client.get("/report"), secure=True)
     response = login(client, account)
     assert response.status_code == 303
-    assert_session_cookie(response, secure=True)
+    assert_session_cookie(response, secure=True, device=True)
     page = client.get("/officer/").get_data(as_text=True)
     logout = client.post("/officer/logout", data={"csrf_token": csrf_token(page)})
     assert logout.status_code == 303
@@ -277,7 +294,7 @@ def test_forms_work_over_https_without_a_referer(secure_app):
     }
     response = client.post("/officer/login", base_url="https://localhost", data=data)
     assert response.status_code == 303, response.status
-    assert_session_cookie(response, secure=True)
+    assert_session_cookie(response, secure=True, device=True)
 
 
 # --- templates --------------------------------------------------------------------

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from whistle import crypto
 from whistle.models import AuditEvent, Officer
 from whistle.services import officers, settings, twofactor
-from whistle.services.errors import CodeRefused, CodeReplayed, LoginFailed, UnknownOfficer
+from whistle.services.errors import CodeRefused, CodeReplayed, LoginDelayed, LoginFailed, UnknownOfficer
 
 from .conftest import NOW, PASSWORD
 
@@ -257,62 +257,68 @@ def test_with_two_factor_the_password_is_only_the_first_step(db: Session, make_o
     assert audit_kinds(db)[-1][0] == "login"
 
 
-def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
+def fail_passwords(db: Session, email: str, count: int, at: dt.datetime = NOW) -> None:
+    for attempt in range(count):
+        with pytest.raises(LoginFailed):
+            officers.check_password_login(db, email, f"wrong guess {attempt}", at)
+
+
+def test_a_few_wrong_passwords_cost_no_wait(db: Session, make_officer: MakeOfficer) -> None:
+    alice = make_officer("Alice Officer")
+    fail_passwords(db, alice.officer.email, officers.FREE_FAILURES - 1)
+    assert officers.seconds_to_wait(alice.officer, NOW) == 0
+    assert (
+        officers.check_password_login(db, alice.officer.email, PASSWORD, NOW).private_key == alice.private_key
+    )
+
+
+def test_wrong_passwords_make_unknown_devices_wait_longer_each_time_up_to_a_minute(
     db: Session, make_officer: MakeOfficer
 ) -> None:
     alice = make_officer("Alice Officer")
-    for attempt in range(officers.LOCK_AFTER_FAILURES):
-        with pytest.raises(LoginFailed):
-            officers.check_password_login(db, alice.officer.email, f"wrong guess {attempt}", NOW)
-    assert officers.is_locked(alice.officer, NOW)
-    with pytest.raises(LoginFailed):
-        officers.check_password_login(db, alice.officer.email, PASSWORD, NOW + dt.timedelta(minutes=14))
-    accepted = officers.check_password_login(
-        db, alice.officer.email, PASSWORD, NOW + dt.timedelta(minutes=15, seconds=1)
-    )
+    email = alice.officer.email
+    at = NOW
+    waits = []
+    for attempt in range(12):
+        with pytest.raises(LoginFailed) as refused:
+            officers.check_password_login(db, email, f"wrong guess {attempt}", at)
+        assert not isinstance(refused.value, LoginDelayed)
+        waits.append(officers.seconds_to_wait(alice.officer, at))
+        # While it must wait, even the right password is refused, and nothing is counted.
+        if waits[-1]:
+            with pytest.raises(LoginDelayed) as delayed:
+                officers.check_password_login(db, email, PASSWORD, at)
+            assert delayed.value.seconds == waits[-1]
+        at += dt.timedelta(seconds=waits[-1])
+    assert waits == [0, 0, 1, 2, 4, 8, 16, 32, 60, 60, 60, 60]
+    assert alice.officer.failed_logins == 12
+    accepted = officers.check_password_login(db, email, PASSWORD, at)
     assert accepted.private_key == alice.private_key
     assert alice.officer.failed_logins == 0
-    assert alice.officer.locked_until is None
+    assert officers.seconds_to_wait(alice.officer, at) == 0
 
 
-def test_failures_and_the_lock_are_audited_without_the_password(
-    db: Session, make_officer: MakeOfficer
-) -> None:
+def test_a_device_the_officer_logged_in_from_does_not_wait(db: Session, make_officer: MakeOfficer) -> None:
     alice = make_officer("Alice Officer")
-    for _ in range(officers.LOCK_AFTER_FAILURES):
-        with pytest.raises(LoginFailed):
-            officers.check_password_login(db, alice.officer.email, "Marker-wrong-password", NOW)
-    with pytest.raises(LoginFailed):
+    bob = make_officer("Bob Officer")
+    fail_passwords(db, alice.officer.email, 10)
+    with pytest.raises(LoginDelayed):
         officers.check_password_login(db, alice.officer.email, PASSWORD, NOW)
-    subject = alice.officer.public_id
-    assert audit_kinds(db) == [
-        *[("login_failed", subject, "password")] * 4,
-        ("login_failed", subject, "password"),
-        ("account_locked", subject, ""),
-        ("login_failed", subject, "locked"),
-    ]
-    for event in db.scalars(select(AuditEvent)):
-        assert "Marker" not in " ".join(str(v) for v in (event.actor, event.subject, event.detail))
-        assert PASSWORD not in " ".join(str(v) for v in (event.actor, event.subject, event.detail))
+    # Bob's device is not Alice's: it waits.
+    with pytest.raises(LoginDelayed):
+        officers.check_password_login(db, alice.officer.email, PASSWORD, NOW, device_of=bob.officer.public_id)
+    accepted = officers.check_password_login(
+        db, alice.officer.email, PASSWORD, NOW, device_of=alice.officer.public_id
+    )
+    assert accepted.private_key == alice.private_key
 
 
-def test_a_success_before_the_limit_starts_the_count_again(db: Session, make_officer: MakeOfficer) -> None:
-    alice = make_officer("Alice Officer")
-    for _ in range(2):
-        for _ in range(officers.LOCK_AFTER_FAILURES - 1):
-            with pytest.raises(LoginFailed):
-                officers.check_password_login(db, alice.officer.email, "wrong guess", NOW)
-        officers.check_password_login(db, alice.officer.email, PASSWORD, NOW)
-    assert not officers.is_locked(alice.officer, NOW)
-
-
-def test_an_unknown_email_costs_no_derivation_and_gets_the_same_error(
+def test_a_refusal_while_waiting_costs_no_derivation_and_is_not_counted(
     db: Session, make_officer: MakeOfficer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     alice = make_officer("Alice Officer")
-    for _ in range(officers.LOCK_AFTER_FAILURES):
-        with pytest.raises(LoginFailed):
-            officers.check_password_login(db, alice.officer.email, "wrong guess", NOW)
+    fail_passwords(db, alice.officer.email, officers.FREE_FAILURES)
+    events = len(audit_kinds(db))
     derivations: list[bytes] = []
     real = officers.derive_key
 
@@ -321,37 +327,66 @@ def test_an_unknown_email_costs_no_derivation_and_gets_the_same_error(
         return real(secret, salt, params)
 
     monkeypatch.setattr(officers, "derive_key", counting)
-    for email, password, cost in [
-        ("nobody@example.org", PASSWORD, 0),  # unknown: refused at once
-        (alice.officer.email, PASSWORD, 1),  # locked
-        (alice.officer.email, "wrong guess", 1),  # locked and wrong
+    for email, password in [
+        ("nobody@example.org", PASSWORD),  # unknown: refused at once
+        (alice.officer.email, PASSWORD),  # must wait
+        (alice.officer.email, "wrong guess"),  # must wait
     ]:
-        derivations.clear()
-        with pytest.raises(LoginFailed) as refused:
+        with pytest.raises(LoginFailed):
             officers.check_password_login(db, email, password, NOW)
-        assert len(derivations) == cost
-        assert str(refused.value) == ""
+    assert derivations == []
+    assert alice.officer.failed_logins == officers.FREE_FAILURES
+    assert len(audit_kinds(db)) == events
 
 
-def test_wrong_codes_count_towards_the_lock(db: Session, make_officer: MakeOfficer) -> None:
+def test_failures_and_the_slowing_are_audited_without_the_password(
+    db: Session, make_officer: MakeOfficer
+) -> None:
+    alice = make_officer("Alice Officer")
+    fail_passwords(db, alice.officer.email, officers.FREE_FAILURES, NOW)
+    fail_passwords(db, alice.officer.email, 1, NOW + dt.timedelta(seconds=1))
+    subject = alice.officer.public_id
+    assert audit_kinds(db) == [
+        *[("login_failed", subject, "password")] * officers.FREE_FAILURES,
+        ("login_slowed", subject, ""),
+        ("login_failed", subject, "password"),
+    ]
+    for event in db.scalars(select(AuditEvent)):
+        assert "wrong guess" not in " ".join(str(v) for v in (event.actor, event.subject, event.detail))
+
+
+def test_a_success_starts_the_count_again(db: Session, make_officer: MakeOfficer) -> None:
+    alice = make_officer("Alice Officer")
+    for _ in range(2):
+        fail_passwords(db, alice.officer.email, officers.FREE_FAILURES - 1)
+        officers.check_password_login(db, alice.officer.email, PASSWORD, NOW)
+    assert officers.seconds_to_wait(alice.officer, NOW) == 0
+
+
+def test_wrong_codes_count_as_wrong_passwords_do(db: Session, make_officer: MakeOfficer) -> None:
     alice = make_officer("Alice Officer")
     secret = enrol(db, alice)
     at = NOW + 10 * STEP
     good = authenticator_code(secret, at)
     wrong = wrong_code(secret, at)
     accepted = officers.check_password_login(db, alice.officer.email, PASSWORD, at)
-    for _ in range(officers.LOCK_AFTER_FAILURES - 1):
+    for _ in range(officers.FREE_FAILURES - 1):
         with pytest.raises(CodeRefused):
             officers.check_code_login(db, alice.officer.public_id, accepted.private_key, wrong, at)
-    # The fifth failure ends the pending login and locks the account.
+    # The failure that starts the wait ends the pending login: the password must come again.
     with pytest.raises(LoginFailed):
         officers.check_code_login(db, alice.officer.public_id, accepted.private_key, wrong, at)
-    assert officers.is_locked(alice.officer, at)
-    with pytest.raises(LoginFailed):
-        officers.check_code_login(db, alice.officer.public_id, accepted.private_key, good, at)
+    with pytest.raises(LoginDelayed):
+        officers.check_password_login(db, alice.officer.email, PASSWORD, at)
+    later = at + dt.timedelta(seconds=officers.seconds_to_wait(alice.officer, at))
+    again = officers.check_password_login(db, alice.officer.email, PASSWORD, later)
+    assert (
+        officers.check_code_login(db, alice.officer.public_id, again.private_key, good, later)
+        is alice.officer
+    )
     kinds = [kind for kind, _subject, _detail in audit_kinds(db)]
-    assert kinds.count("login_failed") == 6
-    assert kinds.count("account_locked") == 1
+    assert kinds.count("login_failed") == officers.FREE_FAILURES
+    assert kinds.count("login_slowed") == 1
 
 
 def test_a_right_password_does_not_reset_the_count_of_wrong_codes(
@@ -361,14 +396,14 @@ def test_a_right_password_does_not_reset_the_count_of_wrong_codes(
     alice = make_officer("Alice Officer")
     secret = enrol(db, alice)
     at = NOW + 10 * STEP
-    for attempt in range(officers.LOCK_AFTER_FAILURES):
+    for attempt in range(officers.FREE_FAILURES):
         accepted = officers.check_password_login(db, alice.officer.email, PASSWORD, at)
-        last = attempt == officers.LOCK_AFTER_FAILURES - 1
+        last = attempt == officers.FREE_FAILURES - 1
         with pytest.raises(LoginFailed if last else CodeRefused):
             officers.check_code_login(
                 db, alice.officer.public_id, accepted.private_key, wrong_code(secret, at), at
             )
-    assert officers.is_locked(alice.officer, at)
+    assert officers.seconds_to_wait(alice.officer, at) > 0
 
 
 def test_a_replayed_code_is_refused_and_counted(db: Session, make_officer: MakeOfficer) -> None:

@@ -21,6 +21,15 @@ class LoginFailed(WhistleError):
     """Unknown email, wrong password or a deactivated officer: one answer for all."""
 
 
+class LoginDelayed(LoginFailed):
+    """Wrong passwords were tried for this officer lately: a device they have not logged in
+    from must wait before the next attempt."""
+
+    def __init__(self, seconds: int) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+
 class OfficerExists(WhistleError):
     pass
 

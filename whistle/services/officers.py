@@ -1,18 +1,27 @@
-"""Officers: their key pairs, logins (with lockout and two-factor codes), password
-resets, invitation links and the first administrator's setup.
+"""Officers: their key pairs, logins (slowed by wrong passwords, and two-factor codes),
+password resets, invitation links and the first administrator's setup.
 
 A login refuses an unknown email, a deactivated officer, a locked account and a
 wrong password with one answer. Only a login for an active officer costs an
 Argon2id derivation: an email that is no active officer's is refused at once, so
 a flood of made-up logins costs nothing. Its timing tells whether an email is an
 active officer's, which the landing page, naming every officer, all but says
-already. Five failures in a row
+already.
+
+Wrong passwords slow an account down rather than lock it: after a few failures
+in a row, a device the officer has not logged in from must wait before the next
+attempt, longer after each further failure (up to a minute), and an attempt made
+while it must wait is refused without a derivation and without being counted.
+A device the officer has logged in from before (the web layer vouches for it
+with a signed cookie) does not wait, so a stranger's failures can slow others
+but never keep the officer out. Five failures in a row
 (wrong passwords or wrong codes) lock the account for fifteen minutes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, select
@@ -26,6 +35,7 @@ from whistle.services.errors import (
     CodeRefused,
     CodeReplayed,
     InvitationUnavailable,
+    LoginDelayed,
     LoginFailed,
     NotAllowed,
     OfficerExists,
@@ -37,10 +47,10 @@ from whistle.services.errors import (
 
 MIN_PASSWORD_CHARS = 12
 _DUMMY_SALT = bytes(crypto.SALT_BYTES)
-#: Failures in a row (wrong password or wrong code) that lock an account ...
-LOCK_AFTER_FAILURES = 5
-#: ... and for how long.
-LOCKED_FOR = dt.timedelta(minutes=15)
+#: Failures in a row (wrong password or wrong code) before unknown devices must wait ...
+FREE_FAILURES = 3
+#: ... one second after the first of them, twice as long after each further one, up to this.
+LONGEST_WAIT = dt.timedelta(minutes=1)
 #: How long an invitation or reset link can be used.
 INVITATION_LIFETIME = dt.timedelta(days=7)
 
@@ -208,21 +218,32 @@ def _utc(moment: dt.datetime) -> dt.datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
 
-def is_locked(officer: Officer, now: dt.datetime) -> bool:
-    return officer.locked_until is not None and _utc(officer.locked_until) > now
+def wait_after(failures: int) -> dt.timedelta:
+    """How long an unknown device waits after this many failures in a row."""
+    if failures < FREE_FAILURES:
+        return dt.timedelta(0)
+    return min(LONGEST_WAIT, dt.timedelta(seconds=2 ** min(failures - FREE_FAILURES, 16)))
+
+
+def seconds_to_wait(officer: Officer, now: dt.datetime) -> int:
+    """How long a device the officer has not logged in from must still wait (0: none)."""
+    if officer.locked_until is None:
+        return 0
+    left = (_utc(officer.locked_until) - now).total_seconds()
+    return max(0, math.ceil(left))
 
 
 def _failed(db: Session, officer: Officer, now: dt.datetime, reason: str) -> bool:
-    """Count a failure, locking the account at the limit; return whether it is now locked."""
+    """Count a failure and make unknown devices wait; return whether they must wait now."""
     audit.record(db, "login_failed", audit.SYSTEM, now, subject=officer.public_id, detail=reason)
     officer.failed_logins += 1
-    locked = officer.failed_logins >= LOCK_AFTER_FAILURES
-    if locked:
-        officer.failed_logins = 0
-        officer.locked_until = now + LOCKED_FOR
-        audit.record(db, "account_locked", audit.SYSTEM, now, subject=officer.public_id)
+    wait = wait_after(officer.failed_logins)
+    if wait:
+        officer.locked_until = now + wait
+        if officer.failed_logins == FREE_FAILURES:
+            audit.record(db, "login_slowed", audit.SYSTEM, now, subject=officer.public_id)
     db.flush()
-    return locked
+    return bool(wait)
 
 
 def _succeeded(db: Session, officer: Officer, now: dt.datetime) -> None:
@@ -232,21 +253,26 @@ def _succeeded(db: Session, officer: Officer, now: dt.datetime) -> None:
     db.flush()
 
 
-def check_password_login(db: Session, email: str, password: str, now: dt.datetime) -> PasswordAccepted:
+def check_password_login(
+    db: Session, email: str, password: str, now: dt.datetime, *, device_of: str | None = None
+) -> PasswordAccepted:
     """The first step of a login: the password, which unseals the private key.
 
-    Raises :class:`LoginFailed` for an unknown email, a deactivated officer, a
-    locked account or a wrong password alike, each after one derivation. A
-    failure is counted and audited (it must be committed even though the
-    login is refused). An officer without two-factor login is logged in here.
+    ``device_of`` is the officer (public id) whose earlier login on this device
+    the web layer vouches for; that officer does not wait after failures.
+    Raises :class:`LoginDelayed` when this device must wait first (without a
+    derivation), and :class:`LoginFailed` for an unknown email, a deactivated
+    officer or a wrong password alike. A failure is counted and audited (it
+    must be committed even though the login is refused). An officer without
+    two-factor login is logged in here.
     """
     officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email)))
     if officer is None or not officer.is_active:
         raise LoginFailed()
+    wait = seconds_to_wait(officer, now)
+    if wait and device_of != officer.public_id:
+        raise LoginDelayed(wait)
     key = derive_key(password.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf))
-    if is_locked(officer, now):
-        audit.record(db, "login_failed", audit.SYSTEM, now, subject=officer.public_id, detail="locked")
-        raise LoginFailed()
     try:
         private_key = crypto.open_sealed(
             key, officer.private_key_sealed, _password_context(officer.public_id)
@@ -267,13 +293,13 @@ def check_code_login(
 
     Raises :class:`CodeRefused` (or :class:`CodeReplayed`) for a wrong or used
     code, and :class:`LoginFailed` when the pending login is over: the officer
-    was deactivated, or the account is (now) locked.
+    was deactivated, or a wrong code came after too many failures in a row
+    (the password must then be given again, and a device the officer has not
+    logged in from waits first). So someone who knows the password cannot guess
+    codes faster than the password step lets them.
     """
     officer = get_active(db, officer_public_id)
     if officer is None:
-        raise LoginFailed()
-    if is_locked(officer, now):
-        audit.record(db, "login_failed", audit.SYSTEM, now, subject=officer.public_id, detail="locked")
         raise LoginFailed()
     try:
         twofactor.check_code(db, officer, private_key, code, now)

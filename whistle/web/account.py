@@ -93,7 +93,7 @@ def show_qr_code() -> Response:
 
 
 @bp.route("/reset", methods=["GET", "POST"])
-@limits.login_limit
+@limits.reset_limit
 def reset() -> str | tuple[str, int]:
     form = ResetPasswordForm()
     if not form.validate_on_submit():

@@ -2,8 +2,11 @@
 
 A whistleblowing portal must not key anything on who is asking, and many
 reporters share one address (a hospital's network, a Tor exit). So limits are
-global, per receipt tried, or per officer account; each key is an HMAC, so
-neither a receipt nor an email address reaches the limiter's storage
+global, per receipt tried, per officer account (password resets) or per
+officer's known device (logins: a login from elsewhere is slowed by
+``officers.check_password_login`` instead, so that nobody can keep an officer
+out by using up a limit on their account); each key is an HMAC, so
+neither a receipt, an email address nor a device id reaches the limiter's storage
 (process memory for one process, Redis through ``rate_limit_storage`` when
 there are several).
 """
@@ -22,6 +25,7 @@ from limits.storage import MemoryStorage
 
 from whistle import crypto
 from whistle.config import Settings
+from whistle.web import devices
 from whistle.web.runtime import runtime
 
 limiter = Limiter(key_func=lambda: "everyone", headers_enabled=False, strategy="moving-window")
@@ -88,6 +92,14 @@ def receipt_key() -> str:
     return _hashed(b"receipt:", typed)
 
 
+def device_key() -> str:
+    return _hashed(b"device:", devices.device_id() or "")
+
+
+def no_known_device() -> bool:
+    return devices.device_id() is None
+
+
 def account_key() -> str:
     return _hashed(b"login:", request.form.get("email", "").strip().lower())
 
@@ -108,6 +120,10 @@ def login_limit_per_account() -> str:
     return runtime().settings.login_attempts_per_account
 
 
+def login_limit_per_device() -> str:
+    return runtime().settings.login_attempts_per_device
+
+
 def submission_limit() -> str:
     return runtime().settings.submissions_global
 
@@ -116,7 +132,14 @@ receipt_limits = [
     limiter.limit(receipt_limit_global, key_func=everyone, methods=["POST"], scope="receipt-all"),
     limiter.limit(receipt_limit_per_receipt, key_func=receipt_key, methods=["POST"], scope="receipt-one"),
 ]
-login_limit = limiter.limit(login_limit_per_account, key_func=account_key, methods=["POST"], scope="login")
+reset_limit = limiter.limit(login_limit_per_account, key_func=account_key, methods=["POST"], scope="login")
+login_limit = limiter.limit(
+    login_limit_per_device,
+    key_func=device_key,
+    methods=["POST"],
+    scope="login-device",
+    exempt_when=no_known_device,
+)
 submission_limits = limiter.limit(submission_limit, key_func=everyone, methods=["POST"], scope="submit")
 
 

@@ -25,13 +25,14 @@ from whistle.services.errors import (
     CodeRefused,
     CodeReplayed,
     LastReader,
+    LoginDelayed,
     LoginFailed,
     OfficerExcluded,
     ReportNotFound,
     UnknownLabel,
     UnknownOfficer,
 )
-from whistle.web import limits
+from whistle.web import devices, limits
 from whistle.web.forms import (
     AssignForm,
     CloseForm,
@@ -59,8 +60,8 @@ LOGIN_FAILED = "That email address and password do not match an officer's accoun
 CODE_REFUSED = "That code is not right. Enter the 6-digit code your authenticator app shows now."
 CODE_REPLAYED = "That code has been used already. Wait for your app to show a new code, then enter it."
 LOGIN_ENDED = (
-    "Your login was not completed. Please log in again; if you entered several wrong codes, "
-    "wait 15 minutes first."
+    "Your login was not completed. Please log in again; after several wrong codes, "
+    "you may be asked to wait a minute first."
 )
 #: How long the second step of a login may wait for its code.
 PENDING_FOR = dt.timedelta(minutes=5)
@@ -100,22 +101,34 @@ def _logged_in(officer: Officer, private_key: bytes) -> BaseResponse:
         kind=SessionKind.OFFICER.value, officer=officer.public_id, officer_id=officer.id, key=private_key
     )
     if officers.needs_enrolment(db(), officer):
-        return redirect(url_for("account.enrol_two_factor"), 303)
-    return redirect(url_for("officer.list_reports"), 303)
+        return devices.remember(redirect(url_for("account.enrol_two_factor"), 303), officer.public_id)
+    return devices.remember(redirect(url_for("officer.list_reports"), 303), officer.public_id)
+
+
+def _login_delayed(form: LoginForm, seconds: int) -> tuple[str, int, dict[str, str]]:
+    form.password.errors.append(
+        f"Several wrong passwords were tried for this account just now. Wait {seconds} seconds, then "
+        "try again. On a device you have logged in from before, you need not wait."
+    )
+    return render_template("officer/login.html", form=form), 429, {"Retry-After": str(seconds)}
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @limits.login_limit
-def login() -> str | BaseResponse | tuple[str, int]:
+def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("officer/login.html", form=form), (422 if form.errors else 200)
     rt = runtime()
     now = rt.clock.now()
     try:
-        accepted = officers.check_password_login(db(), form.email.data, form.password.data, now)
+        accepted = officers.check_password_login(
+            db(), form.email.data, form.password.data, now, device_of=devices.known_officer()
+        )
+    except LoginDelayed as delayed:
+        return _login_delayed(form, delayed.seconds)
     except LoginFailed:
-        db().commit()  # the failure counts towards a lockout even though this page refuses
+        db().commit()  # the failure counts (and slows the next try) even though this page refuses
         form.password.errors.append(LOGIN_FAILED)
         return render_template("officer/login.html", form=form), 422
     if accepted.needs_code:
@@ -158,7 +171,7 @@ def enter_code() -> str | BaseResponse | tuple[str, int]:
         session.clear()
         return render_template("officer/login.html", form=LoginForm(formdata=None), ended=LOGIN_ENDED), 422
     except CodeRefused as error:
-        db().commit()  # counted towards a lockout
+        db().commit()  # counted, as a wrong password is
         form.code.errors.append(CODE_REPLAYED if isinstance(error, CodeReplayed) else CODE_REFUSED)
         return render_template("officer/login.html", code_form=form), 422
     return _logged_in(officer, private_key)
