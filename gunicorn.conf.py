@@ -19,11 +19,12 @@ request may take as long as its upload does (nginx in front drops clients that
 stall). ``graceful_timeout`` lets uploads in flight finish when the server is
 restarted or stopped.
 
-Nothing identifying is logged: the access log leaves out the client address
-(%(h)s), the time (%(t)s), the user agent (%(a)s) and the referrer (%(f)s), and
-gunicorn's own warning about a malformed request is written without the
-address it names. WHISTLE_ACCESS_LOG=off turns the access log off (under
-systemd the journal stamps every line with the time: see docs/deploy.md).
+Nothing identifying is logged. There is no access log unless it is asked for
+(WHISTLE_ACCESS_LOG=- for standard output, or a file): wherever its lines go,
+something (the journal, a log shipper) stamps each with the time, which dates a
+reporter's visit. When asked for, it leaves out the client address (%(h)s), the
+time (%(t)s), the user agent (%(a)s) and the referrer (%(f)s). gunicorn's own
+warning about a malformed request is written without the address it names.
 """
 
 from __future__ import annotations
@@ -60,9 +61,7 @@ _shared_limits = _settings is not None and not _settings.rate_limit_storage.star
 bind = os.environ.get("WHISTLE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WHISTLE_WORKERS", cores if _shared_limits else 1))
 threads = int(os.environ.get("WHISTLE_THREADS", max(4, -(-2 * cores // workers))))
-# gunicorn's gthread worker, leaving a refused kept-alive connection unread for half a second
-# (whistle/web/pacing.py): a script that asks again at once no longer takes the cores.
-worker_class = "whistle.web.pacing.PacingWorker"
+worker_class = "gthread"
 
 timeout = 60
 graceful_timeout = 120
@@ -73,7 +72,7 @@ control_socket_disable = True
 umask = 0o077
 forwarded_allow_ips = os.environ.get("WHISTLE_FORWARDED_ALLOW_IPS", "127.0.0.1")
 
-_access_log = os.environ.get("WHISTLE_ACCESS_LOG", "-")
+_access_log = os.environ.get("WHISTLE_ACCESS_LOG", "off")
 accesslog = None if _access_log.lower() in ("", "off", "none") else _access_log
 access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"

@@ -13,9 +13,7 @@ refusals; anything else, or an error or timeout, is a failure.
 The two phases run twice, each time on a gunicorn of its own (the same
 instance and settings, every rate-limit counter empty):
 
-- gunicorn alone: every client talks to gunicorn directly (whose worker,
-  whistle/web/pacing.py, leaves a refused kept-alive connection unread for
-  half a second);
+- gunicorn alone: every client talks to gunicorn directly;
 - nginx in front: every client talks to nginx (one worker process), which
   passes each request on to gunicorn over plain HTTP on the loopback, as
   configured by the nginx blocks of docs/deploy.md, section 7, read from the
@@ -76,7 +74,6 @@ from bench.common import (
 )
 from whistle import crypto
 from whistle.crypto import KdfParams
-from whistle.web.pacing import PAUSE
 
 GOAL_P95_GROWTH = 3.0
 #: nginx's own answer beyond the burst of its limit_req on the forms, as _status tells it apart.
@@ -344,8 +341,7 @@ def _write(
         "The rate limits are the configured ones (in memory, per worker). Each pair of phases has a "
         "gunicorn of its own (the same instance and settings), so both start with empty counters.",
         "",
-        f"- **{GUNICORN_ALONE}**: every client talks to gunicorn directly, whose worker leaves a refused "
-        f"kept-alive connection unread for {PAUSE:g} s (whistle/web/pacing.py).",
+        f"- **{GUNICORN_ALONE}**: every client talks to gunicorn directly (its own `gthread` worker).",
         f"- **{NGINX_IN_FRONT}**: {in_front}",
         "",
         *[f"- {phase.setup}, {phase.name}: {_cpu_note(phase)}." for phase in phases],

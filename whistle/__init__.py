@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         setup,
     )
     from whistle.web.interfaces import choose_interface
-    from whistle.web.limits import limiter, storage_options, storage_uri
+    from whistle.web.limits import limiter, storage_options
     from whistle.web.runtime import (
         PublicIdConverter,
         Runtime,
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     with rt.session_factory() as db, db.begin():
         maintenance.sweep(db, rt.store, rt.clock.now())
     app.session_interface = SealedSessionInterface(rt)
-    app.config["RATELIMIT_STORAGE_URI"] = storage_uri(settings)
+    app.config["RATELIMIT_STORAGE_URI"] = settings.rate_limit_storage
     app.config["RATELIMIT_STORAGE_OPTIONS"] = storage_options(settings)
     limiter.init_app(app)
     csrf.init_app(app)

@@ -130,6 +130,8 @@ class Server:
     workdir: Path
     workers: int = 1
     env: dict[str, str] = field(default_factory=dict)
+    #: gunicorn.conf.py writes no access log unless asked; the tests ask, to read it.
+    access_log_on: bool = True
     port: int = 0
     process: subprocess.Popen[bytes] | None = None
     worker_pids: list[int] = field(default_factory=list)
@@ -158,6 +160,8 @@ class Server:
             WHISTLE_WORKERS=str(self.workers),
             TMPDIR=str(self.tmpdir),
         )
+        if self.access_log_on:
+            env["WHISTLE_ACCESS_LOG"] = "-"
         env.update(self.env)
         return env
 

@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
 from contextlib import contextmanager
 
 import pytest
-from limits import parse
-from limits.storage import MemoryStorage, storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import event, func, select
 
 from tests.conftest import REPORT, csrf_token, follow_up, form_post, login, submit_report
@@ -17,7 +13,6 @@ from whistle import create_app
 from whistle.config import Settings
 from whistle.models import Report
 from whistle.services import context
-from whistle.web.limits import ProcessMemoryStorage
 
 
 @pytest.fixture
@@ -159,24 +154,6 @@ def test_a_page_that_needs_no_session_does_not_open_it(app):
     with statements(app) as sent, client.get("/static/whistle.css") as response:
         assert response.status_code == 200
     assert sent == []
-
-
-def test_the_in_memory_counters_start_no_thread_per_request():
-    """limits sweeps its in-memory counters on a new thread 10 ms after a hit; ours waits
-    a second, so a flood does not start a thread every few requests."""
-    assert hasattr(MemoryStorage, "_MemoryStorage__schedule_expiry"), "limits changed its private hook"
-    storage = storage_from_string("whistle-memory://")
-    assert isinstance(storage, ProcessMemoryStorage)
-    strategy = MovingWindowRateLimiter(storage)
-    item = parse("5 per minute")
-    timers = set()
-    for n in range(200):
-        strategy.hit(item, "everyone", "receipt-all")
-        timers.add(id(storage.timer))
-        if n == 100:
-            time.sleep(0.05)  # longer than limits' own 10 ms
-    assert len(timers) <= 2  # the one made at start, and at most one scheduled by the hits
-    assert not strategy.hit(item, "everyone", "receipt-all")  # the counting itself is unchanged
 
 
 def test_a_rate_limit_storage_that_is_down_refuses_the_limited_forms_and_says_nothing_was_lost(

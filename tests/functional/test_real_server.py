@@ -13,7 +13,6 @@ overall deadline, so a hang fails the test instead of stalling the suite.
 
 from __future__ import annotations
 
-import http.client
 import os
 import re
 import secrets
@@ -43,7 +42,6 @@ from tests.functional.servers import (
 )
 from whistle.db import make_engine, upgrade
 from whistle.services import maintenance
-from whistle.web.pacing import PAUSE
 
 MB = 1024 * 1024
 T = TypeVar("T")
@@ -236,6 +234,20 @@ def sqlite_server(tmp_path: Path) -> Iterator[Server]:
 
 
 # --- the logs ------------------------------------------------------------------
+
+
+def test_without_being_asked_gunicorn_writes_no_access_log(tmp_path):
+    """Whatever receives an access log's lines stamps them with the time: none unless asked for."""
+    server = Server(make_instance(tmp_path / "instance"), tmp_path / "server", access_log_on=False)
+    with stopped_at_the_end(server):
+        server.start()
+        visitor = Browser(server.port)
+        assert visitor.get("/report").status == 200
+        assert visitor.get("/").status == 200
+        server.stop()
+        log = server.access_log.read_text(errors="replace") + server.error_log.read_text(errors="replace")
+        assert "GET /report" not in log
+        assert "GET / HTTP" not in log
 
 
 def test_a_malformed_request_leaves_no_client_address_in_the_error_log(sqlite_server):
@@ -558,48 +570,3 @@ def test_fifty_reporters_at_once_each_get_exactly_their_report(crowded_server):
         },
         secrets_kept_out=tuple(receipts),
     )
-
-
-# --- a script that asks again the moment it is refused ----------------------------
-
-
-def _keep_posting(connection: http.client.HTTPConnection, seconds: float) -> list[int]:
-    """POST wrong receipts on one kept-alive connection, each as soon as the last is answered."""
-    statuses = []
-    ends = time.monotonic() + seconds
-    while time.monotonic() < ends:
-        connection.request(
-            "POST",
-            "/follow-up",
-            body=b"receipt=AAAA-BBBB-CCCC-DDDD",
-            headers={"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        response = connection.getresponse()
-        response.read()
-        statuses.append(response.status)
-    return statuses
-
-
-def test_a_refused_connection_is_left_unread_for_a_while_and_others_are_answered(tmp_path):
-    """After a 429, a kept-alive connection is read again only PAUSE later: a script that asks
-    again at once gets about one answer a PAUSE, where it would otherwise get hundreds a second,
-    and the server answers everyone else meanwhile. The connection is answered, not dropped."""
-    server = Server(
-        make_instance(tmp_path / "instance"),
-        tmp_path / "server",
-        env={"WHISTLE_RECEIPT_ATTEMPTS_GLOBAL": "1 per hour"},
-    )
-    with stopped_at_the_end(server):
-        server.start()
-        script = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
-        try:
-            statuses = _keep_posting(script, seconds=3 * PAUSE)
-            visitor = Browser(server.port)
-            assert visitor.get("/").status == 200
-            # The hour's one attempt (refused for want of a CSRF token), then only refusals.
-            assert statuses[0] == 400
-            assert set(statuses[1:]) == {429}
-            # Two answers at once, then one a PAUSE at most: a slow machine gives fewer, never more.
-            assert len(statuses) <= 2 + 3 + 1, statuses
-        finally:
-            script.close()

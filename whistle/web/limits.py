@@ -16,12 +16,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import math
-import threading
 import time
 
 from flask import request
 from flask_limiter import Limiter
-from limits.storage import MemoryStorage
 
 from whistle import crypto
 from whistle.config import Settings
@@ -30,39 +28,6 @@ from whistle.web.runtime import runtime
 
 limiter = Limiter(key_func=lambda: "everyone", headers_enabled=False, strategy="moving-window")
 _REDIS_SCHEMES = ("redis", "valkey")  # redis, rediss, redis+unix, redis+sentinel, valkey...
-
-
-#: How often the in-memory counters drop what has expired (limits itself does it every 10 ms).
-EXPIRY_INTERVAL_SECONDS = 1.0
-
-
-class ProcessMemoryStorage(MemoryStorage):
-    """limits' in-memory storage (``memory://``), sweeping expired entries once a second.
-
-    limits schedules its sweep on a new timer thread 10 ms after a hit whenever
-    none is pending: under a flood, a thread started for every few requests
-    (and ``Thread.start`` waits until the new thread runs, which needs the
-    interpreter lock the flood is holding), and a walk over every counter
-    each time. Entries are checked against the clock when they are counted,
-    so sweeping later changes no answer, only when memory is given back.
-    """
-
-    STORAGE_SCHEME = ["whistle-memory"]  # noqa: RUF012 - limits registers its storages by this name
-
-    def _MemoryStorage__schedule_expiry(self) -> None:  # replaces limits' private scheduler
-        if not self.timer.is_alive():
-            sweep = self._MemoryStorage__expire_events  # type: ignore[attr-defined]
-            self.timer = threading.Timer(EXPIRY_INTERVAL_SECONDS, sweep)
-            self.timer.daemon = True
-            self.timer.start()
-
-
-def storage_uri(settings: Settings) -> str:
-    """Where the counters live: Redis as configured, or this process's memory (see above)."""
-    storage = settings.rate_limit_storage
-    if storage.startswith("memory://"):
-        return "whistle-memory://" + storage.removeprefix("memory://")
-    return storage
 
 
 def storage_options(settings: Settings) -> dict[str, str | bool]:
