@@ -41,7 +41,7 @@ from bench.common import (
     write_section,
 )
 from whistle import create_app
-from whistle.config import Settings
+from whistle.config import WEAK_KDF_ENV, Settings
 from whistle.models import Officer, Report
 from whistle.services import cases
 from whistle.web.runtime import Runtime
@@ -91,7 +91,11 @@ class Size:
 
 def seed(instance: Instance, count: int) -> float:
     """Run ``whistle seed --cases count`` on the instance; return how long it took."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WHISTLE_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("WHISTLE_") or key == WEAK_KDF_ENV
+    }
     env["WHISTLE_INSTANCE"] = str(instance.path)
     started = time.perf_counter()
     subprocess.run(  # noqa: S603 - our own command, with arguments we made

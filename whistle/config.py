@@ -10,12 +10,14 @@ stops start-up with a message that says what to do.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from whistle.crypto import PUBLIC_KEY_BYTES, KdfParams
 
@@ -98,6 +100,12 @@ class Settings:
     smtp_starttls: bool = True
 
     def __post_init__(self) -> None:
+        weak = self.kdf_memory_cost < MIN_KDF_MEMORY_KIB or self.kdf_time_cost < MIN_KDF_TIME_COST
+        if weak and os.environ.get(WEAK_KDF_ENV) != "1":
+            raise ConfigError(
+                f"kdf_memory_cost must be at least {MIN_KDF_MEMORY_KIB} (KiB) and kdf_time_cost at least "
+                f"{MIN_KDF_TIME_COST}: weaker Argon2id parameters make stolen password seals cheap to guess"
+            )
         if self.interface not in INTERFACES:
             raise ConfigError(f"interface must be one of {', '.join(INTERFACES)}, not {self.interface!r}")
         if self.onion_location and not _ONION_LOCATION.fullmatch(self.onion_location):
@@ -136,6 +144,8 @@ class Settings:
         if unknown:
             raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
         values = {name: _coerce(name, known[name].type, value) for name, value in values.items()}
+        # Cookies go over HTTPS only unless the portal is served on this machine alone.
+        values.setdefault("secure_cookies", not _served_on_loopback(values.get("base_url", cls.base_url)))
         values.setdefault("database_url", f"sqlite:///{path / 'whistle.db'}")
         return cls(
             instance_path=path,
@@ -160,6 +170,11 @@ _NOT_SETTINGS = {
     "WHISTLE_ACCESS_LOG",
 }
 _TEST_PREFIX = "WHISTLE_TEST_"
+#: OWASP's floor for Argon2id (19 MiB, two passes). Only the test suite may go below it, by setting
+#: this variable, so that its thousands of derivations stay fast.
+MIN_KDF_MEMORY_KIB = 19 * 1024
+MIN_KDF_TIME_COST = 2
+WEAK_KDF_ENV = "WHISTLE_TEST_WEAK_KDF"
 INTERFACES = ("all", "reporter", "officer")
 #: A v3 onion service's address: 56 base32 characters; no path, nothing else.
 _ONION_LOCATION = re.compile(r"https?://[a-z2-7]{56}\.onion/?")
@@ -175,6 +190,16 @@ def _from_environment() -> dict[str, str]:
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+
+
+def _served_on_loopback(base_url: str) -> bool:
+    host = urlsplit(base_url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _coerce(name: str, kind: Any, value: Any) -> Any:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -114,6 +115,8 @@ class Officer(Base):
     totp_last_step: Mapped[int] = mapped_column(default=0, server_default="0")
     failed_logins: Mapped[int] = mapped_column(default=0, server_default="0")
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    #: An administrator reset this officer's password and keys; they are emailed about it once.
+    reset_notice_due: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     def __repr__(self) -> str:
         return f"<Officer {self.public_id}>"
@@ -363,6 +366,8 @@ class Invitation(Base):
     display_name: Mapped[str] = mapped_column(String(100))
     is_admin: Mapped[bool] = mapped_column(default=False)
     invited_by: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"))
+    #: The officer a reset link is for; a link without one only ever makes a new officer.
+    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="CASCADE"))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
@@ -421,6 +426,16 @@ class ClosedCaseFigures(Base):
 
     def __repr__(self) -> str:
         return f"<ClosedCaseFigures {self.received_month}>"
+
+
+#: Who could open a case when it was deleted: its kept figures count for them only, so an
+#: officer the reporter excluded does not learn of the case from the statistics either.
+closed_case_reader = Table(
+    "closed_case_reader",
+    Base.metadata,
+    Column("figures_id", ForeignKey("closed_case_figures.id", ondelete="CASCADE"), primary_key=True),
+    Column("officer_id", ForeignKey("officer.id", ondelete="CASCADE"), primary_key=True, index=True),
+)
 
 
 class ServerSession(Base):

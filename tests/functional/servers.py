@@ -33,7 +33,7 @@ import psutil
 from sqlalchemy import func, select
 
 from tests.conftest import CHEAP_KDF, PASSWORD, csrf_token
-from whistle.config import create_instance
+from whistle.config import WEAK_KDF_ENV, create_instance
 from whistle.crypto import KdfParams
 from whistle.db import make_engine, make_session_factory, upgrade
 from whistle.models import Report
@@ -153,7 +153,11 @@ class Server:
         return self.workdir / "error.log"
 
     def _environment(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("WHISTLE_")}
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("WHISTLE_") or key == WEAK_KDF_ENV
+        }
         env.update(
             WHISTLE_INSTANCE=str(self.instance.path),
             WHISTLE_BIND=f"127.0.0.1:{self.port}",

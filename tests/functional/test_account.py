@@ -183,9 +183,8 @@ def test_moving_to_a_new_phone_replaces_the_old_secret(app, alice):
     assert client.get(QR).status_code == 404
     new = secret_on(client.get(f"{ENROL}?again=1").get_data(as_text=True))
     pass_time(app, dt.timedelta(minutes=2))
-    assert (
-        form_post(client, f"{ENROL}?again=1", {"code": code_now(app, new)}, action=ENROL).status_code == 303
-    )
+    moved = {"code": code_now(app, new), "current": alice.password}
+    assert form_post(client, f"{ENROL}?again=1", moved, action=ENROL).status_code == 303
     log_out(client)
 
     pass_time(app, dt.timedelta(minutes=3))
@@ -583,3 +582,38 @@ def test_an_officer_with_no_cases_is_told_nothing_needs_a_grant(app, alice):
     token = admin_reset(app, alice, carol)
     done = form_post(app.test_client(), f"/officer/welcome/{token}", {"password": NEW_PASSWORD})
     assert "nothing needs to be given to you again" in text_of(done.get_data(as_text=True))
+
+
+@pytest.mark.parametrize("current", ["", "not my password at all", "000000"])
+def test_someone_at_a_logged_in_screen_cannot_move_two_factor_to_their_phone(app, alice, current):
+    """Whoever holds the session must also know the password, or hold the current app."""
+    old = enrolled_alice(app, alice)
+    client = log_in_with_code(app, alice, old)
+    pass_time(app, dt.timedelta(minutes=2))
+    page = client.get(f"{ENROL}?again=1").get_data(as_text=True)
+    theirs = secret_on(page)
+    assert "Your password, or a code from the app you use now" in text_of(page)
+    if current == "000000" and code_now(app, old) == current:
+        current = "111111"
+    refused = form_post(
+        client, f"{ENROL}?again=1", {"code": code_now(app, theirs), "current": current}, action=ENROL
+    )
+    assert refused.status_code == 422
+    assert "enter your password or your current app" in text_of(refused.get_data(as_text=True))
+    log_out(client)
+    pass_time(app, dt.timedelta(minutes=4))
+    officer = app.test_client()
+    login(officer, alice)
+    if code_now(app, old) != code_now(app, theirs):
+        assert send_code(officer, code_now(app, theirs)).status_code == 422
+    last = send_code(officer, code_now(app, old))
+    assert last.status_code == 303, text_of(last.get_data(as_text=True))
+
+
+def test_a_code_from_the_current_app_also_confirms_the_move(app, alice):
+    old = enrolled_alice(app, alice)
+    client = log_in_with_code(app, alice, old)
+    pass_time(app, dt.timedelta(minutes=2))
+    new = secret_on(client.get(f"{ENROL}?again=1").get_data(as_text=True))
+    moved = {"code": code_now(app, new), "current": code_now(app, old)}
+    assert form_post(client, f"{ENROL}?again=1", moved, action=ENROL).status_code == 303

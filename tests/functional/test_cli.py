@@ -14,7 +14,7 @@ from sqlalchemy import inspect
 
 from whistle import crypto
 from whistle.cli import cli
-from whistle.config import ORGANISATION_KEY_FILE, Settings
+from whistle.config import ORGANISATION_KEY_FILE, WEAK_KDF_ENV, Settings
 from whistle.db import make_engine, make_session_factory
 from whistle.services import officers
 from whistle.services.errors import LoginFailed
@@ -36,7 +36,7 @@ def _restore_umask() -> Iterator[None]:
 def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An instance folder named by WHISTLE_INSTANCE (not created yet), with cheap Argon2."""
     for name in list(os.environ):
-        if name.startswith("WHISTLE_"):
+        if name.startswith("WHISTLE_") and name != WEAK_KDF_ENV:
             monkeypatch.delenv(name)
     path = tmp_path / "instance"
     monkeypatch.setenv("WHISTLE_INSTANCE", str(path))

@@ -357,3 +357,18 @@ def test_the_sender_must_be_set(instance, smtp_port):
         result = notify(app)
         assert result.exit_code != 0
         assert "smtp_from" in result.output
+
+
+def test_an_officer_is_emailed_once_when_an_administrator_resets_their_password(app, mailbox, alice, bob):
+    """Whoever used the reset link, the officer whose account it was learns of it."""
+    from tests.functional.test_account import admin_reset
+
+    admin_reset(app, alice, bob)
+    result = run_at(app, 0)
+    assert "Sent 1 email(s)" in result.output
+    ((to, message),) = mailbox.take()
+    assert to == ["bob@example.org"]
+    assert message["Subject"] == "Your Whistle password was reset"
+    assert "If you did not ask for this" in message.get_content()
+    run_at(app, 1)
+    assert mailbox.take() == []

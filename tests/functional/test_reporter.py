@@ -550,3 +550,35 @@ def test_reporter_sees_acknowledgement_and_that_the_report_was_read(client, app,
 def test_a_head_request_for_the_form_is_not_taken_for_a_submission(client):
     response = client.head("/report")
     assert response.status_code == 200
+
+
+def test_the_printed_receipt_gives_the_published_address_whatever_the_host_header(client, alice):
+    forged = {"Host": "evil.example"}
+    token = csrf_token(client.get("/report", headers=forged).get_data(as_text=True))
+    data = {
+        "csrf_token": token,
+        "category": "other",
+        "what_happened": "x",
+        "immediate_risk": "no",
+        "raised_before": "no",
+    }
+    page = client.post("/report", data=data, headers=forged).get_data(as_text=True)
+    assert "Come back at: http://127.0.0.1:5000/follow-up" in page
+    assert "evil.example" not in page
+
+
+def test_a_reporter_whose_case_was_deleted_is_sent_back_with_a_plain_word(client, app, alice):
+    from sqlalchemy import delete
+
+    from whistle.models import Report
+
+    receipt = submit_report(client)
+    assert follow_up(client, receipt).status_code == 303
+    with runtime_of(app).session_factory() as db, db.begin():
+        db.execute(delete(Report))
+    response = client.get("/follow-up/case")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/follow-up?gone=1")
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "deleted" in page and "no longer opens anything" in page
+    # The session is over: the case page sends them to the receipt form.
+    assert client.get("/follow-up/case").headers["Location"].endswith("/follow-up")

@@ -20,7 +20,14 @@ from click.testing import CliRunner
 from tests.conftest import CHEAP_KDF, REPORT, add_officer, csrf_token, login, runtime_of
 from whistle import create_app
 from whistle.cli import cli
-from whistle.config import SECRET_KEY_FILE, ConfigError, Settings, create_instance, replace_secret_key
+from whistle.config import (
+    SECRET_KEY_FILE,
+    WEAK_KDF_ENV,
+    ConfigError,
+    Settings,
+    create_instance,
+    replace_secret_key,
+)
 from whistle.db import upgrade
 
 RECEIPT = re.compile(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b")
@@ -38,7 +45,7 @@ def _restore_umask() -> Iterator[None]:
 @pytest.fixture
 def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in list(os.environ):
-        if name.startswith("WHISTLE_"):
+        if name.startswith("WHISTLE_") and name != WEAK_KDF_ENV:
             monkeypatch.delenv(name)
     path = tmp_path / "instance"
     url = f"sqlite:///{path / 'whistle.db'}"

@@ -42,7 +42,7 @@ from tests.functional.servers import (
 )
 from tests.unit.databases import empty_postgresql, scratch_postgresql
 from whistle import crypto
-from whistle.config import create_instance
+from whistle.config import WEAK_KDF_ENV, create_instance
 from whistle.crypto import KdfParams
 from whistle.db import make_engine, make_session_factory
 from whistle.services import officers
@@ -79,7 +79,11 @@ def on(browser: Browser, server: Server) -> Browser:
 
 def whistle_command(instance: Instance, *args: str) -> subprocess.CompletedProcess[str]:
     """A ``whistle`` command as an operator runs it on a host, for this instance."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WHISTLE_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("WHISTLE_") or key == WEAK_KDF_ENV
+    }
     env["WHISTLE_INSTANCE"] = str(instance.path)
     return subprocess.run(
         [str(WHISTLE), *args], env=env, capture_output=True, text=True, timeout=120, check=True
@@ -88,7 +92,11 @@ def whistle_command(instance: Instance, *args: str) -> subprocess.CompletedProce
 
 def start_up_migrations(instance: Instance) -> None:
     """Both hosts start at once, each running `whistle db upgrade` first (as `make serve` does)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("WHISTLE_")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("WHISTLE_") or key == WEAK_KDF_ENV
+    }
     env["WHISTLE_INSTANCE"] = str(instance.path)
     upgrades = [
         subprocess.Popen(

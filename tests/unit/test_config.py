@@ -15,6 +15,7 @@ from whistle.config import (
     PEPPER_FILE,
     SECRET_KEY_FILE,
     SETTINGS_FILE,
+    WEAK_KDF_ENV,
     ConfigError,
     Settings,
     create_instance,
@@ -25,7 +26,7 @@ from whistle.config import (
 def _no_whistle_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only what a test sets itself may reach the settings."""
     for name in list(os.environ):
-        if name.startswith("WHISTLE_"):
+        if name.startswith("WHISTLE_") and name != WEAK_KDF_ENV:
             monkeypatch.delenv(name)
 
 
@@ -274,3 +275,34 @@ def test_every_instance_gets_its_own_secrets(tmp_path: Path) -> None:
     create_instance(second)
     for name in (SECRET_KEY_FILE, PEPPER_FILE, ORGANISATION_KEY_FILE):
         assert (first / name).read_text() != (second / name).read_text()
+
+
+@pytest.mark.parametrize(
+    ("base_url", "secure"),
+    [
+        ("http://127.0.0.1:5000", False),
+        ("http://localhost:8000", False),
+        ("http://[::1]:5000", False),
+        ("https://speakup.example.org", True),
+        ("http://10.0.0.5", True),
+    ],
+)
+def test_cookies_are_secure_unless_the_portal_is_served_on_loopback(
+    instance: Path, base_url: str, secure: bool
+) -> None:
+    _settings_file(instance, f'base_url = "{base_url}"\n')
+    assert Settings.load(instance).secure_cookies is secure
+    _settings_file(instance, f'base_url = "{base_url}"\nsecure_cookies = {str(not secure).lower()}\n')
+    assert Settings.load(instance).secure_cookies is (not secure)
+
+
+@pytest.mark.parametrize("weak", ["kdf_memory_cost = 8192\n", "kdf_time_cost = 1\n"])
+def test_argon2_parameters_below_the_floor_stop_start_up(
+    instance: Path, monkeypatch: pytest.MonkeyPatch, weak: str
+) -> None:
+    monkeypatch.delenv(WEAK_KDF_ENV)
+    _settings_file(instance, weak)
+    with pytest.raises(ConfigError, match="at least 19456"):
+        Settings.load(instance)
+    _settings_file(instance, "kdf_memory_cost = 19456\nkdf_time_cost = 2\n")
+    assert Settings.load(instance).kdf.memory_cost == 19456

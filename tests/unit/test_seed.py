@@ -15,6 +15,7 @@ from tests.unit.conftest import CHEAP_KDF, NOW, PASSWORD, MakeOfficer, OfficerKe
 from tests.unit.databases import PG_ENV, SKIP_REASON, scratch_postgresql
 from whistle import crypto
 from whistle.cli import cli
+from whistle.config import WEAK_KDF_ENV
 from whistle.db import make_engine, make_session_factory, upgrade
 from whistle.models import AuditEvent, KeyPurpose, KeyWrap, Officer, Recipient, Report, ReportStatus
 from whistle.services import cases, officers, reports, seed
@@ -252,7 +253,7 @@ def test_statuses_and_clocks_are_consistent(
 @pytest.fixture
 def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for name in list(os.environ):
-        if name.startswith("WHISTLE_"):
+        if name.startswith("WHISTLE_") and name != WEAK_KDF_ENV:
             monkeypatch.delenv(name)
     path = tmp_path / "instance"
     monkeypatch.setenv("WHISTLE_INSTANCE", str(path))

@@ -9,13 +9,11 @@ from dataclasses import dataclass
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from whistle import audit, crypto
-from whistle.models import AuditEvent, Invitation, KeyPurpose, KeyWrap, Officer, Report, ServerSession
+from whistle import audit
+from whistle.models import AuditEvent, KeyPurpose, KeyWrap, Officer, Report, ServerSession
 from whistle.services.cases import readable_by
 from whistle.services.errors import OfficerExists, UnknownOfficer
-from whistle.services.officers import normalise_email
-
-INVITATION_LIFETIME = dt.timedelta(days=7)
+from whistle.services.officers import new_invitation, normalise_email
 
 
 @dataclass(frozen=True)
@@ -25,11 +23,20 @@ class OfficerOverview:
     two_factor: bool
 
 
-def officers_overview(db: Session) -> list[OfficerOverview]:
-    """Every officer with the number of cases they can open: a count, never a list."""
+def officers_overview(db: Session, viewer: Officer) -> list[OfficerOverview]:
+    """Every officer with the number of cases they can open: a count, never a list.
+
+    Only cases the viewer can open themselves are counted: a colleague's larger
+    count would tell an administrator a reporter excluded them from a case.
+    """
+    visible = readable_by(viewer).with_only_columns(Report.id)
     rows = db.execute(
         select(KeyWrap.officer_id, func.count(KeyWrap.id))
-        .where(KeyWrap.purpose == KeyPurpose.DATA, KeyWrap.officer_id.is_not(None))
+        .where(
+            KeyWrap.purpose == KeyPurpose.DATA,
+            KeyWrap.officer_id.is_not(None),
+            KeyWrap.report_id.in_(visible),
+        )
         .group_by(KeyWrap.officer_id)
     )
     counts = {officer_id: number for officer_id, number in rows}
@@ -49,17 +56,7 @@ def invite(
     email = normalise_email(email)
     if db.scalar(select(Officer.id).where(Officer.email == email)) is not None:
         raise OfficerExists(f"An officer with the email address {email} already exists.")
-    token = crypto.new_token()
-    db.add(
-        Invitation(
-            token_hash=crypto.token_hash(token),
-            email=email,
-            display_name=display_name.strip(),
-            is_admin=is_admin,
-            invited_by=admin.id,
-            expires_at=now + INVITATION_LIFETIME,
-        )
-    )
+    token = new_invitation(db, email, display_name.strip(), is_admin, admin, now)
     role = "administrator" if is_admin else "officer"
     audit.record(db, "officer_invited", admin.public_id, now, detail=role)
     db.flush()
@@ -75,6 +72,15 @@ def set_active(db: Session, admin: Officer, officer_id: str, active: bool, now: 
         return officer
     officer.is_active = active
     if not active:
+        # Their keys to every case go with their sessions: a reactivated account (or a copy of
+        # the database and their password) opens nothing until colleagues grant access again.
+        for report_id in db.scalars(
+            select(Report.public_id)
+            .join(KeyWrap, KeyWrap.report_id == Report.id)
+            .where(KeyWrap.officer_id == officer.id, KeyWrap.purpose == KeyPurpose.DATA)
+        ):
+            audit.record(db, "access_lost", admin.public_id, now, report=report_id, subject=officer.public_id)
+        db.execute(delete(KeyWrap).where(KeyWrap.officer_id == officer.id))
         db.execute(delete(ServerSession).where(ServerSession.officer_id == officer.id))
     kind = "officer_reactivated" if active else "officer_deactivated"
     audit.record(db, kind, admin.public_id, now, subject=officer.public_id)

@@ -719,7 +719,7 @@ def case_list(
     )
     counts = view_counts(db, officer, today)
     total = count_cases(db, officer, today, view, label) if label else counts[view]
-    return CaseList(page, total, counts, label_names(db))
+    return CaseList(page, total, counts, label_names(db, officer))
 
 
 # --- one case --------------------------------------------------------------------
@@ -828,7 +828,7 @@ def open_case(db: Session, actor: Actor, public_id: str, policy: Policy, at: Mom
             o for o in officers if o.is_active and o.id not in reader_ids and o.public_id not in excluded
         ],
         labels=[lab.name for lab in report.labels],
-        all_labels=label_names(db),
+        all_labels=label_names(db, actor.officer),
         legal_hold=report.legal_hold,
     )
 
@@ -1048,9 +1048,15 @@ def case_history(db: Session, actor: Actor, public_id: str) -> list[AuditEvent]:
 MAX_LABEL_CHARS = 40
 
 
-def label_names(db: Session) -> list[str]:
-    """Every label officers have defined, for choosing and filtering."""
-    return list(db.scalars(select(Label.name).order_by(Label.name)))
+def label_names(db: Session, officer: Officer) -> list[str]:
+    """The labels on cases this officer can open, for choosing and filtering.
+
+    Labels are shared, but a label seen only on a case a reporter kept from this
+    officer would tell them the case exists, so it is not offered to them.
+    """
+    readable = readable_by(officer).with_only_columns(Report.id)
+    used = select(report_label.c.label_id).where(report_label.c.report_id.in_(readable))
+    return list(db.scalars(select(Label.name).where(Label.id.in_(used)).order_by(Label.name)))
 
 
 def set_labels(

@@ -94,6 +94,10 @@ class InvitationUnavailable(WhistleError):
     """The link is unknown, used or expired, or its officer was deactivated."""
 
 
+class NotConfirmed(WhistleError):
+    """The officer's password, or a code from their current app, was needed and not given right."""
+
+
 class NotAllowed(WhistleError):
     """The acting officer may not do this (not an administrator, or their own account)."""
 

@@ -243,16 +243,26 @@ def _mark_told(recipient: _Recipient) -> None:
         notice.pending_since = None
 
 
-def email_for(mail: MailSettings, to: str, officer_area: str) -> EmailMessage:
-    """The only email Whistle sends: no case, no count, no kind of event."""
+RESET_SUBJECT = "Your Whistle password was reset"
+RESET_TEXT = (
+    "An administrator reset your password for Whistle, and with it the keys your account holds.\n"
+    "If you did not ask for this, tell your organisation's Whistle lead at once: someone else may be\n"
+    "using your account. Your old password and recovery key no longer open anything."
+)
+
+
+def email_for(
+    mail: MailSettings, to: str, officer_area: str, subject: str = SUBJECT, text: str = TEXT
+) -> EmailMessage:
+    """An email Whistle sends: no case, no count, no kind of case event."""
     message = EmailMessage()
-    message["Subject"] = SUBJECT
+    message["Subject"] = subject
     message["From"] = mail.sender
     message["To"] = to
     message["Date"] = formatdate(usegmt=True)
     message["Message-ID"] = make_msgid(domain=mail.sender.rpartition("@")[2] or None)
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(f"{TEXT}\n\n{officer_area}\n")
+    message.set_content(f"{text}\n\n{officer_area}\n")
     return message
 
 
@@ -276,25 +286,35 @@ def notify(db: Session, mail: MailSettings, officer_area: str, at: Moment) -> No
     recipients = plan(db, at)
     due = [recipient for recipient in recipients if recipient.send]
     waiting = sum(1 for recipient in recipients if recipient.waiting and not recipient.send)
-    if not due:
+    resets = list(db.scalars(select(Officer).where(Officer.reset_notice_due, Officer.is_active)))
+    if not due and not resets:
         return Notified(enabled=True, waiting=waiting)
-    sent = failed = 0
+    sent = failed = told = 0
     try:
         smtp = _connect(mail)
     except (OSError, smtplib.SMTPException):
-        return Notified(enabled=True, failed=len(due), waiting=waiting)
+        return Notified(enabled=True, failed=len(due) + len(resets), waiting=waiting)
     try:
+        for officer in resets:
+            try:
+                smtp.send_message(email_for(mail, officer.email, officer_area, RESET_SUBJECT, RESET_TEXT))
+            except (OSError, smtplib.SMTPException):
+                failed += 1
+                continue
+            officer.reset_notice_due = False
+            sent += 1
         for recipient in due:
             try:
                 smtp.send_message(email_for(mail, recipient.email, officer_area))
             except smtplib.SMTPServerDisconnected:
-                failed = len(due) - sent  # this one and every one not tried
+                failed += len(due) - told  # this one and every one not tried
                 break
             except (OSError, smtplib.SMTPException):
                 failed += 1
                 continue
             _mark_told(recipient)
             sent += 1
+            told += 1
     finally:
         try:
             smtp.quit()

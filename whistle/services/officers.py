@@ -38,6 +38,7 @@ from whistle.services.errors import (
     LoginDelayed,
     LoginFailed,
     NotAllowed,
+    NotConfirmed,
     OfficerExists,
     RecoveryFailed,
     SetupUnavailable,
@@ -312,6 +313,37 @@ def check_code_login(
     return officer
 
 
+def move_two_factor(
+    db: Session,
+    officer: Officer,
+    private_key: bytes,
+    secret: bytes,
+    code: str,
+    current: str,
+    now: dt.datetime,
+) -> None:
+    """Move an officer's two-factor login to a new app, once they prove it is them.
+
+    ``current`` is their password or a code from the app they use now: a session
+    someone else has taken over cannot tie the account to that person's phone.
+    A wrong one raises :class:`NotConfirmed` and counts as a failed login.
+    """
+    if twofactor.enrolled(officer):
+        digits = "".join(current.split())
+        try:
+            if len(digits) == twofactor.DIGITS and digits.isdigit():
+                twofactor.check_code(db, officer, private_key, digits, now)
+            else:
+                key = derive_key(
+                    current.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf)
+                )
+                crypto.open_sealed(key, officer.private_key_sealed, _password_context(officer.public_id))
+        except (CodeRefused, crypto.CryptoError) as error:
+            _failed(db, officer, now, "two-factor change")
+            raise NotConfirmed() from error
+    twofactor.enable(db, officer, private_key, secret, code, now)
+
+
 def needs_enrolment(db: Session, officer: Officer) -> bool:
     """Two-factor login is mandatory and this officer has not set it up yet."""
     return not twofactor.enrolled(officer) and twofactor.required(db)
@@ -374,10 +406,21 @@ def reset_password(
     return new_code
 
 
-def _new_invitation(
-    db: Session, email: str, display_name: str, is_admin: bool, invited_by: Officer | None, now: dt.datetime
+def new_invitation(
+    db: Session,
+    email: str,
+    display_name: str,
+    is_admin: bool,
+    invited_by: Officer | None,
+    now: dt.datetime,
+    *,
+    resets: Officer | None = None,
 ) -> str:
-    """A one-time link token for this email, replacing any earlier link for it."""
+    """A one-time link token for this email, cancelling every earlier link for it.
+
+    A link made to reset ``resets`` works for that officer only; any other link
+    makes a new officer and never applies to an account that exists.
+    """
     db.execute(delete(Invitation).where(Invitation.email == email))
     token = crypto.new_token()
     db.add(
@@ -387,6 +430,7 @@ def _new_invitation(
             display_name=display_name,
             is_admin=is_admin,
             invited_by=invited_by.id if invited_by is not None else None,
+            officer_id=resets.id if resets is not None else None,
             expires_at=now + INVITATION_LIFETIME,
         )
     )
@@ -422,7 +466,10 @@ def reset_without_recovery(
     )
     twofactor.turn_off(officer)
     _end_sessions(db, officer)
-    token = _new_invitation(db, officer.email, officer.display_name, officer.is_admin, admin, now)
+    token = new_invitation(
+        db, officer.email, officer.display_name, officer.is_admin, admin, now, resets=officer
+    )
+    officer.reset_notice_due = True
     audit.record(
         db, "password_reset", admin.public_id, now, subject=officer.public_id, detail="without recovery key"
     )
@@ -456,19 +503,25 @@ class Welcome:
     lost_cases: list[LostCase]
 
 
-def _live_invitation(db: Session, token: str, now: dt.datetime) -> Invitation:
+def _live_invitation(db: Session, token: str, now: dt.datetime) -> tuple[Invitation, Officer | None]:
+    """The invitation of a link that still works, and the officer it resets (if it is a reset).
+
+    An invitation to a new officer never applies to an account that exists, and
+    a reset link only to the active officer it was made for.
+    """
     invitation = db.scalar(select(Invitation).where(Invitation.token_hash == crypto.token_hash(token)))
     if invitation is None or _utc(invitation.expires_at) <= now:
         raise InvitationUnavailable()
     existing = db.scalar(select(Officer).where(Officer.email == invitation.email))
-    if existing is not None and not existing.is_active:
+    if existing is None and invitation.officer_id is None:
+        return invitation, None
+    if existing is None or not existing.is_active or invitation.officer_id != existing.id:
         raise InvitationUnavailable()
-    return invitation
+    return invitation, existing
 
 
 def show_invitation(db: Session, token: str, now: dt.datetime) -> InvitationView:
-    invitation = _live_invitation(db, token, now)
-    existing = db.scalar(select(Officer.id).where(Officer.email == invitation.email))
+    invitation, existing = _live_invitation(db, token, now)
     return InvitationView(invitation.email, invitation.display_name, existing is not None)
 
 
@@ -510,9 +563,8 @@ def accept_invitation(
     two-factor login must be set up again. A deactivated officer's link does
     not work.
     """
-    invitation = _live_invitation(db, token, now)
+    invitation, officer = _live_invitation(db, token, now)
     check_password(password)
-    officer = db.scalar(select(Officer).where(Officer.email == invitation.email))
     db.delete(invitation)
     if officer is None:
         created = create_officer(

@@ -15,11 +15,11 @@ import secrets
 from dataclasses import asdict, dataclass
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from whistle import audit
-from whistle.models import CaseNotice, ClosedCaseFigures, Report, ReportStatus
+from whistle.models import CaseNotice, ClosedCaseFigures, KeyPurpose, Report, ReportStatus, closed_case_reader
 from whistle.services.cases import Actor, readable_by
 from whistle.services.context import Moment, Policy
 from whistle.services.errors import ReportNotFound
@@ -54,18 +54,24 @@ def purge(db: Session, store: SealedStore, retention_months: int, policy: Policy
             select(Report).where(due, Report.legal_hold.is_(False)).order_by(Report.id).with_for_update()
         )
     )
-    figures: list[ClosedCaseFigures] = []
+    figures: list[tuple[ClosedCaseFigures, list[int]]] = []
     blob_names: list[str] = []
     for report in doomed:
-        figures.append(ClosedCaseFigures(**asdict(figures_of(report, at.today, policy))))
+        readers = [
+            w.officer_id for w in report.wraps if w.officer_id is not None and w.purpose is KeyPurpose.DATA
+        ]
+        figures.append((ClosedCaseFigures(**asdict(figures_of(report, at.today, policy))), readers))
         blob_names.extend(attachment.blob_name for attachment in report.attachments)
         db.execute(delete(CaseNotice).where(CaseNotice.report_id == report.id))
         db.delete(report)
         audit.record(db, "report_deleted", audit.SYSTEM, at.now, report=report.public_id)
     # Stored in no particular order, so a row's place does not pair it with a deleted report.
     secrets.SystemRandom().shuffle(figures)
-    db.add_all(figures)
+    db.add_all(kept for kept, _ in figures)
     db.flush()
+    rows = [{"figures_id": kept.id, "officer_id": o} for kept, officers in figures for o in officers]
+    if rows:
+        db.execute(insert(closed_case_reader), rows)
     # The rows are gone from this transaction; the files go now. Should the
     # commit fail, the next run deletes the case again (a missing file is no error).
     for name in blob_names:

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from whistle.models import ClosedCaseFigures, Officer, Outcome, Report, ReportStatus
+from whistle.models import ClosedCaseFigures, Officer, Outcome, Report, ReportStatus, closed_case_reader
 from whistle.services.cases import OUTCOME_LABELS, readable_by
 from whistle.services.context import Policy
 from whistle.services.reports import deadlines
@@ -167,7 +167,9 @@ def _live_figures(db: Session, officer: Officer, today: dt.date, policy: Policy)
     return [_figures(*row, today=today, policy=policy) for row in rows]
 
 
-def _kept_figures(db: Session) -> list[CaseFigures]:
+def _kept_figures(db: Session, officer: Officer) -> list[CaseFigures]:
+    """The kept figures of deleted cases this officer could open when they were deleted."""
+    theirs = select(closed_case_reader.c.figures_id).where(closed_case_reader.c.officer_id == officer.id)
     return [
         CaseFigures(
             received_month=row.received_month,
@@ -178,7 +180,7 @@ def _kept_figures(db: Session) -> list[CaseFigures]:
             acknowledged_in_time=row.acknowledged_in_time,
             feedback_in_time=row.feedback_in_time,
         )
-        for row in db.scalars(select(ClosedCaseFigures))
+        for row in db.scalars(select(ClosedCaseFigures).where(ClosedCaseFigures.id.in_(theirs)))
     ]
 
 
@@ -186,7 +188,7 @@ def board_statistics(
     db: Session, officer: Officer, today: dt.date, policy: Policy, *, year: int | None = None
 ) -> BoardStatistics:
     """The board's figures as this officer may see them, for one year or for all."""
-    every = _live_figures(db, officer, today, policy) + _kept_figures(db)
+    every = _live_figures(db, officer, today, policy) + _kept_figures(db, officer)
     years = sorted({int(f.received_month[:4]) for f in every}, reverse=True)
     cases = [f for f in every if year is None or f.received_month.startswith(f"{year:04d}-")]
     outcome_order = [*(o.value for o in Outcome), None]

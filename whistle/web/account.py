@@ -12,7 +12,13 @@ from flask import Blueprint, Response, abort, g, redirect, render_template, requ
 from werkzeug.wrappers import Response as BaseResponse
 
 from whistle.services import officers, twofactor
-from whistle.services.errors import CodeRefused, InvitationUnavailable, RecoveryFailed, WeakPassword
+from whistle.services.errors import (
+    CodeRefused,
+    InvitationUnavailable,
+    NotConfirmed,
+    RecoveryFailed,
+    WeakPassword,
+)
 from whistle.web import limits
 from whistle.web.forms import EnrolTwoFactorForm, ResetPasswordForm, WelcomeForm
 from whistle.web.officer import require_officer
@@ -60,8 +66,20 @@ def enrol_two_factor() -> str | BaseResponse | tuple[str, int]:
         return redirect(url_for("account.enrol_two_factor"), 303)
     if form.validate_on_submit():
         try:
-            twofactor.enable(
-                db(), g.officer, g.actor.private_key, secret, form.code.data, runtime().clock.now()
+            if enrolled and not form.current.data:
+                raise NotConfirmed()
+            officers.move_two_factor(
+                db(),
+                g.officer,
+                g.actor.private_key,
+                secret,
+                form.code.data,
+                form.current.data or "",
+                runtime().clock.now(),
+            )
+        except NotConfirmed:
+            form.current.errors.append(
+                "To move two-factor login to a new app, enter your password or your current app's code."
             )
         except CodeRefused:
             form.code.errors.append(

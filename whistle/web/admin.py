@@ -15,7 +15,7 @@ from whistle.services import settings as settings_service
 from whistle.services.errors import InvalidSetting, NotAllowed, OfficerExists, UnknownOfficer
 from whistle.web.forms import InviteForm, OfficerStatusForm, SettingsForm
 from whistle.web.officer import require_officer
-from whistle.web.runtime import db, organisation, runtime
+from whistle.web.runtime import db, organisation, public_url, runtime
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -35,7 +35,7 @@ def require_admin() -> BaseResponse | None:
 def list_officers() -> str:
     return render_template(
         "admin/list_officers.html",
-        officers=administration.officers_overview(db()),
+        officers=administration.officers_overview(db(), g.officer),
         invite_form=InviteForm(formdata=None),
         status_form=OfficerStatusForm(formdata=None),
     )
@@ -58,11 +58,11 @@ def invite_officer() -> str | tuple[str, int]:
         except OfficerExists as error:
             form.email.errors.append(str(error))
         else:
-            link = f"{rt.settings.base_url.rstrip('/')}{url_for('account.welcome', token=token)}"
+            link = public_url("account.welcome", token=token)
             return render_template("admin/invited.html", link=link, name=form.display_name.data)
     page = render_template(
         "admin/list_officers.html",
-        officers=administration.officers_overview(db()),
+        officers=administration.officers_overview(db(), g.officer),
         invite_form=form,
         status_form=OfficerStatusForm(formdata=None),
     )
@@ -93,7 +93,9 @@ def reactivate_officer() -> BaseResponse:
 @bp.get("/audit")
 def show_audit() -> str:
     page = administration.audit_log(db(), g.officer, request.args.get("page", 1, type=int) or 1)
-    names = {o.officer.public_id: o.officer.display_name for o in administration.officers_overview(db())}
+    names = {
+        o.officer.public_id: o.officer.display_name for o in administration.officers_overview(db(), g.officer)
+    }
     return render_template("admin/show_audit.html", page=page, names=names)
 
 
@@ -134,7 +136,7 @@ def reset_officer() -> str:
         )
     except (UnknownOfficer, NotAllowed):
         abort(404)
-    link = f"{rt.settings.base_url.rstrip('/')}{url_for('account.welcome', token=token)}"
+    link = public_url("account.welcome", token=token)
     return render_template("admin/reset.html", link=link)
 
 

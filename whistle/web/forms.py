@@ -362,6 +362,11 @@ class CodeForm(WhistleForm):
 
 class EnrolTwoFactorForm(WhistleForm):
     code = _code_field("Code shown by the app")
+    #: Asked only when two-factor login is on already and is being moved to a new app.
+    current = PasswordField(
+        "Your password, or a code from the app you use now",
+        validators=[Optional(), Length(max=1024, message="Use at most 1,024 characters."), no_nul],
+    )
 
 
 def _new_password_field(label: str) -> PasswordField:

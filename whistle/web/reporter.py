@@ -17,10 +17,16 @@ from whistle.models import SessionKind
 from whistle.services import officers, reports
 from whistle.services import settings as settings_service
 from whistle.services.attachments import Upload
-from whistle.services.errors import NobodyToRead, ReceiptNotFound, UnknownOfficer, UploadRejected
+from whistle.services.errors import (
+    NobodyToRead,
+    ReceiptNotFound,
+    ReportNotFound,
+    UnknownOfficer,
+    UploadRejected,
+)
 from whistle.web import limits
 from whistle.web.forms import ReceiptForm, ReporterReplyForm, ReportForm
-from whistle.web.runtime import db, organisation, policy, runtime
+from whistle.web.runtime import db, organisation, policy, public_url, runtime
 from whistle.web.sessions import SealedSession
 
 bp = Blueprint("reporter", __name__)
@@ -94,7 +100,9 @@ def new_report() -> str | tuple[str, int]:
         form.attachments.errors.append(str(error))
         return _render_report_form(form, files_lost=True), 422
     # The receipt is shown in this response only: nothing keeps it.
-    return render_template("reporter/receipt.html", submitted=submitted)
+    return render_template(
+        "reporter/receipt.html", submitted=submitted, come_back_at=public_url("reporter.follow_up")
+    )
 
 
 @bp.route("/follow-up", methods=["GET", "POST"])
@@ -107,7 +115,8 @@ def follow_up() -> str | Response | tuple[str, int]:
         csrf.protect()
     form = ReceiptForm()
     if not form.validate_on_submit():
-        return render_template("reporter/follow_up.html", form=form), (422 if form.errors else 200)
+        gone = request.args.get("gone") == "1"
+        return render_template("reporter/follow_up.html", form=form, gone=gone), (422 if form.errors else 200)
     rt = runtime()
     try:
         report_id, dek = reports.open_with_receipt(db(), rt.keyring, form.receipt.data)
@@ -157,6 +166,14 @@ def add_message() -> str | Response | tuple[str, int]:
         form.attachments.errors.append(str(error))
         return _render_case(form, files_lost=True), 422
     return redirect(url_for("reporter.show_case", sent=1), 303)
+
+
+@bp.errorhandler(ReportNotFound)
+def report_gone(_error: ReportNotFound) -> Response:
+    """The case of this reporter's session was deleted (its retention period ended) while they
+    were away: end the session and say so on the receipt page, rather than fail."""
+    session.clear()
+    return redirect(url_for("reporter.follow_up", gone=1), 303)
 
 
 @bp.post("/follow-up/leave")

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import current_app, g
+from flask import current_app, g, url_for
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.routing import BaseConverter
@@ -153,3 +153,9 @@ def close_request(_exc: BaseException | None) -> None:
     if session is not None:
         session.rollback()
         session.close()
+
+
+def public_url(endpoint: str, **values: Any) -> str:
+    """The full address of a page as the organisation publishes it (``base_url``), never as
+    the request's Host header gives it: a link printed or sent must lead to the real portal."""
+    return runtime().settings.base_url.rstrip("/") + url_for(endpoint, **values)
