@@ -7,12 +7,13 @@ and WHISTLE_BIND override them; docs/deploy.md says more):
   ``rate_limit_storage`` setting); one alone while they live in process memory
   (``memory://``, the default), since every worker would count on its own and
   each limit would be multiplied by their number.
-- threads: a worker spends most of its time waiting for the network (a large
-  upload arrives slowly, a download leaves slowly), so 4 per worker, and at
-  least 2 per core in all.
 - Argon2id derivations (64 MiB and a core each): unless ``kdf_slots`` is set,
   each worker may run cores / workers of them at once, so that all workers
   together use the cores without exhausting memory.
+- threads: a worker spends most of its time waiting (for the network: a large
+  upload arrives slowly, a download leaves slowly; or in a queue for a
+  derivation), so enough that every derivation slot can run, every queue can
+  be full and four threads are still left for pages (``context.threads_for``).
 
 Timeouts: with threads, ``timeout`` only detects a worker that has hung; a
 request may take as long as its upload does (nginx in front drops clients that
@@ -35,6 +36,8 @@ import re
 from typing import Any
 
 from gunicorn.glogging import Logger
+
+from whistle.services.context import threads_for
 
 
 def _cores() -> int:
@@ -60,7 +63,8 @@ _shared_limits = _settings is not None and not _settings.rate_limit_storage.star
 
 bind = os.environ.get("WHISTLE_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("WHISTLE_WORKERS", cores if _shared_limits else 1))
-threads = int(os.environ.get("WHISTLE_THREADS", max(4, -(-2 * cores // workers))))
+_slots = (_settings.kdf_slots if _settings is not None else 0) or max(1, cores // workers)
+threads = int(os.environ.get("WHISTLE_THREADS", threads_for(_slots)))
 worker_class = "gthread"
 
 timeout = 60

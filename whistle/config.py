@@ -51,7 +51,7 @@ class Settings:
     #: How many Argon2id derivations may run at once (0: one per core), and how
     #: long a request waits for a turn before it gets a 503.
     kdf_slots: int = 0
-    kdf_wait_seconds: int = 5
+    kdf_wait_seconds: int = 20
     #: The most that one request may carry, files included; more gets a 413 page.
     #: 0 means room for max_files files of max_file_bytes, so that a file over
     #: its own limit is refused by the form, which gives the reporter's text back.

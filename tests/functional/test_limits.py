@@ -89,19 +89,43 @@ def test_submissions_are_limited(limited_app, alice):
     assert response.status_code == 429
 
 
-def test_a_flood_of_derivations_gets_503_with_retry_after(app, alice):
-    context.configure_derivations(slots=1, wait_seconds=0.01)
+@contextmanager
+def every_slot_taken(slots: int = 1):
+    """The gate's only slot held, as a long derivation in another thread would hold it."""
+    context.configure_derivations(slots=slots, wait_seconds=0.05)
     try:
-        # Hold the only slot, as a long derivation in another thread would.
-        assert context._gate._semaphore.acquire(timeout=1)
+        context._gate._enter(context.Work.OFFICER)
+        yield context._gate
+    finally:
+        context.configure_derivations(slots=2, wait_seconds=5)
+
+
+def test_a_login_that_waits_too_long_for_a_derivation_gets_503_with_retry_after(app, alice):
+    with every_slot_taken() as gate:
         response = login(app.test_client(), alice)
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "10"
         assert "busy" in response.get_data(as_text=True)
-        context._gate._semaphore.release()
+        gate._leave()
         assert login(app.test_client(), alice).status_code == 303
-    finally:
-        context.configure_derivations(slots=2, wait_seconds=5)
+
+
+def test_a_report_that_meets_a_full_queue_is_sent_back_with_everything_typed_kept(app, alice):
+    client = app.test_client()
+    with every_slot_taken() as gate:
+        typed = {**REPORT, "what_happened": "The rota on ward 4 is falsified every week."}
+        response = form_post(client, "/report", typed, content_type="multipart/form-data")
+        assert response.status_code == 503
+        assert int(response.headers["Retry-After"]) > 0
+        page = response.get_data(as_text=True)
+        assert "your report has not been sent yet" in page
+        assert "The rota on ward 4 is falsified every week." in page
+        with app.extensions["whistle"].session_factory() as db:
+            assert db.scalar(select(func.count(Report.id))) == 0
+        gate._leave()
+        resent = form_post(client, "/report", typed, content_type="multipart/form-data")
+        assert resent.status_code == 200
+        assert "receipt" in resent.get_data(as_text=True).lower()
 
 
 @contextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -34,42 +35,119 @@ def test_derivations_run_at_a_lower_priority_than_the_request(monkeypatch: pytes
     assert seen == [min(19, own + context.DERIVATION_NICENESS)]
 
 
-def test_a_flood_beyond_the_waiting_room_is_turned_away_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One running and one waiting with a single slot: a third request gets a 503 without waiting."""
-    entered, release = threading.Event(), threading.Event()
-    real_derive = crypto.derive_key
+class Recorder:
+    """Derivations that note the order in which they ran; the first waits until released."""
 
-    def slow(secret: bytes, salt: bytes, params: crypto.KdfParams) -> bytes:
-        entered.set()
-        assert release.wait(10)
-        return real_derive(secret, salt, params)
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.order: list[bytes] = []
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.real = crypto.derive_key
+        monkeypatch.setattr(crypto, "derive_key", self.derive)
 
-    monkeypatch.setattr(crypto, "derive_key", slow)
+    def derive(self, secret: bytes, salt: bytes, params: crypto.KdfParams) -> bytes:
+        self.order.append(secret)
+        self.entered.set()
+        assert self.release.wait(10)
+        return self.real(secret, salt, params)
+
+
+def start(
+    gate: context.DerivationGate, secret: bytes, kind: context.Work, errors: list[str]
+) -> threading.Thread:
+    def run() -> None:
+        try:
+            gate.derive_key(secret, crypto.new_salt(), CHEAP_KDF, kind)
+        except ServerBusy:
+            errors.append(secret.decode())
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def finish(recorder: Recorder, threads: list[threading.Thread], gate: context.DerivationGate) -> None:
+    recorder.release.set()
+    for thread in threads:
+        thread.join(10)
+    gate.close()
+
+
+def wait_until(condition: Callable[[], bool]) -> None:
+    for _ in range(5000):
+        if condition():
+            return
+        threading.Event().wait(0.001)
+    raise AssertionError("never happened")
+
+
+def test_a_flood_of_one_kind_is_turned_away_past_its_queue_and_other_kinds_still_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One slot: a junk report runs, two wait, a third is refused at once; a receipt still waits."""
+    recorder = Recorder(monkeypatch)
     gate = context.DerivationGate(slots=1, wait_seconds=10)
-    assert gate.waiting == 1
-    salt = crypto.new_salt()
-    results: list[bytes] = []
-    running = threading.Thread(target=lambda: results.append(gate.derive_key(b"one", salt, CHEAP_KDF)))
-    waiting = threading.Thread(target=lambda: results.append(gate.derive_key(b"two", salt, CHEAP_KDF)))
+    assert gate.waiting == 2
+    errors: list[str] = []
+    threads = [start(gate, b"junk-1", context.Work.REPORT, errors)]
     try:
-        running.start()
-        assert entered.wait(5)
-        waiting.start()
-        while gate._waiting == 0:  # the second request is waiting for the slot
-            threading.Event().wait(0.001)
+        assert recorder.entered.wait(5)
+        threads += [start(gate, f"junk-{n}".encode(), context.Work.REPORT, errors) for n in (2, 3)]
+        wait_until(lambda: gate.queued(context.Work.REPORT) == 2)
         with pytest.raises(ServerBusy):
-            gate.derive_key(b"three", salt, CHEAP_KDF)
+            gate.derive_key(b"junk-4", crypto.new_salt(), CHEAP_KDF, context.Work.REPORT)
+        threads.append(start(gate, b"receipt", context.Work.RECEIPT, errors))
+        wait_until(lambda: gate.queued(context.Work.RECEIPT) == 1)
     finally:
-        release.set()
-        running.join(10)
-        waiting.join(10)
-        gate.close()
-    assert sorted(results) == sorted(real_derive(secret, salt, CHEAP_KDF) for secret in (b"one", b"two"))
+        finish(recorder, threads, gate)
+    assert errors == []
+    # The receipt, queued last, is served before the junk that queued before it.
+    assert recorder.order == [b"junk-1", b"receipt", b"junk-2", b"junk-3"]
 
 
-@pytest.mark.parametrize(("slots", "waiting"), [(1, 1), (2, 1), (4, 2), (8, 4)])
-def test_fewer_requests_wait_than_a_worker_has_threads(slots: int, waiting: int) -> None:
-    """gunicorn.conf.py gives a worker at least two threads a slot: running and waiting take fewer."""
+def test_slots_are_shared_out_between_kinds_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder(monkeypatch)
+    gate = context.DerivationGate(slots=1, wait_seconds=10)
+    errors: list[str] = []
+    threads = [start(gate, b"login-0", context.Work.OFFICER, errors)]
+    try:
+        assert recorder.entered.wait(5)
+        for n in (1, 2):
+            for kind in (context.Work.REPORT, context.Work.RECEIPT, context.Work.OFFICER):
+                threads.append(start(gate, f"{kind.value}-{n}".encode(), kind, errors))
+                wait_until(lambda kind=kind, n=n: gate.queued(kind) == n)
+    finally:
+        finish(recorder, threads, gate)
+    assert errors == []
+    assert recorder.order == [
+        b"login-0",
+        *[b"report-1", b"receipt-1", b"officer-1"],
+        *[b"report-2", b"receipt-2", b"officer-2"],
+    ]
+
+
+def test_a_request_that_waits_too_long_is_told_the_portal_is_busy(monkeypatch: pytest.MonkeyPatch) -> None:
+    recorder = Recorder(monkeypatch)
+    gate = context.DerivationGate(slots=1, wait_seconds=0.05)
+    errors: list[str] = []
+    holder = start(gate, b"first", context.Work.REPORT, errors)
+    try:
+        assert recorder.entered.wait(5)
+        with pytest.raises(ServerBusy):
+            gate.derive_key(b"second", crypto.new_salt(), CHEAP_KDF, context.Work.RECEIPT)
+        assert gate.queued(context.Work.RECEIPT) == 0  # it left the queue
+    finally:
+        recorder.release.set()
+        holder.join(10)
+    # The slot is free again once the first derivation is done.
+    salt = crypto.new_salt()
+    assert gate.derive_key(b"third", salt, CHEAP_KDF, context.Work.RECEIPT) == recorder.real(
+        b"third", salt, CHEAP_KDF
+    )
+    gate.close()
+
+
+@pytest.mark.parametrize("slots", [1, 2, 4, 8])
+def test_a_worker_has_threads_left_for_pages_when_every_queue_is_full(slots: int) -> None:
     gate = context.DerivationGate(slots=slots, wait_seconds=1)
-    assert gate.waiting == waiting
-    assert slots + gate.waiting < max(4, 2 * slots)
+    held = gate.slots + len(context.Work) * gate.waiting
+    assert context.threads_for(slots) - held == context.PAGE_THREADS

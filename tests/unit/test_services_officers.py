@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import argon2
 import pytest
@@ -16,7 +15,6 @@ from whistle.services import context, officers
 from whistle.services.errors import (
     LoginFailed,
     OfficerExists,
-    ServerBusy,
     SetupUnavailable,
     WeakPassword,
 )
@@ -209,35 +207,6 @@ def test_a_weak_password_does_not_use_up_the_setup_token(db: Session) -> None:
 
 
 # --- the bound on concurrent derivations --------------------------------------------
-
-
-def test_the_derivation_gate_turns_away_a_request_when_every_slot_is_busy(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    entered, release = threading.Event(), threading.Event()
-    real_derive = crypto.derive_key
-
-    def slow_derive(secret: bytes, salt: bytes, params: crypto.KdfParams) -> bytes:
-        entered.set()
-        assert release.wait(5)
-        return real_derive(secret, salt, params)
-
-    gate = context.DerivationGate(slots=1, wait_seconds=0.01)
-    salt = crypto.new_salt()
-    monkeypatch.setattr(crypto, "derive_key", slow_derive)
-    results: list[bytes] = []
-    holder = threading.Thread(target=lambda: results.append(gate.derive_key(b"first", salt, CHEAP_KDF)))
-    holder.start()
-    try:
-        assert entered.wait(5)
-        with pytest.raises(ServerBusy):
-            gate.derive_key(b"second", salt, CHEAP_KDF)
-    finally:
-        release.set()
-        holder.join(5)
-    assert results == [real_derive(b"first", salt, CHEAP_KDF)]
-    # The slot is free again once the first derivation is done.
-    assert gate.derive_key(b"second", salt, CHEAP_KDF) == real_derive(b"second", salt, CHEAP_KDF)
 
 
 def test_a_failed_derivation_gives_its_slot_back() -> None:

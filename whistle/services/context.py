@@ -6,8 +6,10 @@ import contextlib
 import datetime as dt
 import os
 import threading
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from whistle import crypto
@@ -65,14 +67,45 @@ class Policy:
 DERIVATION_NICENESS = 10
 
 
+class Work(StrEnum):
+    """The kinds of work that need a derivation, each with a queue of its own."""
+
+    #: Sealing a new report's key under its receipt.
+    REPORT = "report"
+    #: Opening a report with its receipt.
+    RECEIPT = "receipt"
+    #: An officer's login, password change, reset or invitation.
+    OFFICER = "officer"
+
+
+def waiting_for(slots: int) -> int:
+    """How many requests of one kind may wait for a slot: twice as many as there are slots."""
+    return max(2, 2 * slots)
+
+
+#: Threads a worker keeps for pages that need no derivation, however full the queues are.
+PAGE_THREADS = 4
+
+
+def threads_for(slots: int) -> int:
+    """Threads a worker needs so that, with every slot running and every queue full, pages are
+    still served (gunicorn.conf.py sizes its workers with it)."""
+    return slots + len(Work) * waiting_for(slots) + PAGE_THREADS
+
+
 class DerivationGate:
-    """Bounds how many Argon2id derivations run at once in this process.
+    """Bounds how many Argon2id derivations run at once in this process, with a fair queue
+    for each kind of work.
 
     Each derivation takes tens of megabytes of memory and a core for a fraction
-    of a second, so a flood of receipt or login attempts could exhaust memory or
-    starve every other page. Beyond the bound a request waits a little (if
-    few others are waiting), then gets :class:`ServerBusy` (a 503 with
-    Retry-After).
+    of a second, so only ``slots`` run at once. Beyond them a request waits in
+    the queue of its kind (:class:`Work`), first come first served, for at most
+    ``wait_seconds``; a freed slot goes to the kind served least recently, so a
+    flood of one kind (junk reports, say) cannot starve the others: a returning
+    reporter or an officer waits for at most one derivation of each other kind.
+    A queue holds at most :func:`waiting_for` requests, since each waiting
+    request holds a server thread; one more gets :class:`ServerBusy` (a 503
+    that says nothing was lost), as does one that waited too long.
 
     Derivations run on threads of their own at a lower CPU priority (nice +10
     where the system allows it), so that when the cores are busy deriving,
@@ -84,12 +117,12 @@ class DerivationGate:
         self.slots = slots
         self.wait_seconds = wait_seconds
         self.niceness = niceness
-        #: How many requests may wait for a slot: half as many as there are slots (at least one),
-        #: so that with gunicorn.conf.py's sizes (at least two threads a slot) the requests in
-        #: the gate never hold every thread of a worker, and pages can still be served.
-        self.waiting = max(1, slots // 2)
-        self._semaphore = threading.BoundedSemaphore(slots)
-        self._waiting = 0
+        self.waiting = waiting_for(slots)
+        self._free = slots
+        self._queues: dict[Work, deque[threading.Event]] = {kind: deque() for kind in Work}
+        #: When each kind was last given a slot (a count of slots given, not a time).
+        self._served: dict[Work, int] = dict.fromkeys(Work, 0)
+        self._given = 0
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -105,33 +138,52 @@ class DerivationGate:
                 )
             return self._pool
 
-    def _enter(self) -> None:
-        """Take a slot, or wait for one if few enough requests are waiting already.
+    def queued(self, kind: Work) -> int:
+        """How many requests of this kind wait for a slot now."""
+        with self._lock:
+            return len(self._queues[kind])
 
-        A request waiting here holds one of the server's threads: were they all
-        waiting, no page at all would be served. So beyond :attr:`waiting` a
-        flood is turned away at once.
-        """
-        if self._semaphore.acquire(blocking=False):
+    def _give(self, kind: Work) -> None:
+        self._given += 1
+        self._served[kind] = self._given
+
+    def _enter(self, kind: Work) -> None:
+        """Take a slot, or wait in this kind's queue for one (see the class)."""
+        turn = threading.Event()
+        with self._lock:
+            queue = self._queues[kind]
+            if self._free and not any(self._queues.values()):
+                self._free -= 1
+                self._give(kind)
+                return
+            if len(queue) >= self.waiting:
+                raise ServerBusy()
+            queue.append(turn)
+        if turn.wait(self.wait_seconds):
             return
         with self._lock:
-            if self._waiting >= self.waiting:
-                raise ServerBusy()
-            self._waiting += 1
-        try:
-            acquired = self._semaphore.acquire(timeout=self.wait_seconds)
-        finally:
-            with self._lock:
-                self._waiting -= 1
-        if not acquired:
-            raise ServerBusy()
+            if turn.is_set():  # given a slot just as the wait ran out
+                return
+            queue.remove(turn)
+        raise ServerBusy()
 
-    def derive_key(self, secret: bytes, salt: bytes, params: KdfParams) -> bytes:
-        self._enter()
+    def _leave(self) -> None:
+        """Hand the slot to the head of the queue served least recently, or free it."""
+        with self._lock:
+            waiting = [kind for kind in Work if self._queues[kind]]
+            if not waiting:
+                self._free += 1
+                return
+            kind = min(waiting, key=self._served.__getitem__)
+            self._give(kind)
+            self._queues[kind].popleft().set()
+
+    def derive_key(self, secret: bytes, salt: bytes, params: KdfParams, kind: Work = Work.OFFICER) -> bytes:
+        self._enter(kind)
         try:
             return self._threads().submit(crypto.derive_key, secret, salt, params).result()
         finally:
-            self._semaphore.release()
+            self._leave()
 
     def close(self) -> None:
         with self._lock:
@@ -158,6 +210,6 @@ def configure_derivations(slots: int, wait_seconds: float) -> None:
     _gate = DerivationGate(slots, wait_seconds)
 
 
-def derive_key(secret: bytes, salt: bytes, params: KdfParams) -> bytes:
-    """Argon2id through the process's gate."""
-    return _gate.derive_key(secret, salt, params)
+def derive_key(secret: bytes, salt: bytes, params: KdfParams, kind: Work = Work.OFFICER) -> bytes:
+    """Argon2id through the process's gate, in the queue of its kind of work."""
+    return _gate.derive_key(secret, salt, params, kind)

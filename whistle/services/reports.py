@@ -27,7 +27,7 @@ from whistle.models import (
 )
 from whistle.services import attachments
 from whistle.services.attachments import AttachmentInfo, Upload
-from whistle.services.context import Keyring, Policy, derive_key
+from whistle.services.context import Keyring, Policy, Work, derive_key
 from whistle.services.errors import NobodyToRead, ReceiptNotFound, ReportNotFound, UnknownOfficer
 from whistle.storage import SealedStore
 
@@ -177,7 +177,7 @@ def submit_report(
     receipt = crypto.new_receipt()
     normalised = crypto.normalise_receipt(receipt)
     salt = crypto.new_salt()
-    receipt_key = derive_key(normalised.encode(), salt, keyring.kdf)
+    receipt_key = derive_key(normalised.encode(), salt, keyring.kdf, Work.REPORT)
 
     report = Report(
         public_id=public_id,
@@ -254,7 +254,7 @@ def open_with_receipt(db: Session, keyring: Keyring, receipt: str) -> tuple[str,
     if report is None:
         raise ReceiptNotFound()
     params = crypto.KdfParams.decode(report.receipt_kdf)
-    receipt_key = derive_key(normalised.encode(), report.receipt_salt, params)
+    receipt_key = derive_key(normalised.encode(), report.receipt_salt, params, Work.RECEIPT)
     try:
         dek = crypto.open_sealed(receipt_key, report.dek_receipt_sealed, _receipt_context(report.public_id))
     except crypto.CryptoError as exc:

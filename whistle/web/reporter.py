@@ -21,6 +21,7 @@ from whistle.services.errors import (
     NobodyToRead,
     ReceiptNotFound,
     ReportNotFound,
+    ServerBusy,
     UnknownOfficer,
     UploadRejected,
 )
@@ -35,6 +36,10 @@ RECEIPT_NOT_FOUND = (
     "We could not find a report with that receipt code. Check it and try again; "
     "codes are 16 letters and numbers, and capitals, spaces and dashes do not matter."
 )
+
+
+#: How long a reporter whose report met a full queue is asked to wait before sending it again.
+BUSY_RETRY_SECONDS = 10
 
 
 def uploads_from(form: ReportForm | ReporterReplyForm) -> list[Upload]:
@@ -65,7 +70,7 @@ def _render_report_form(form: ReportForm, **extra: Any) -> str:
 
 @bp.route("/report", methods=["GET", "POST"])
 @limits.submission_limits
-def new_report() -> str | tuple[str, int]:
+def new_report() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = ReportForm()
     form.excluded_officers.choices = _officer_choices()
     form.set_categories(settings_service.report_categories(organisation(), reports.CATEGORIES))
@@ -99,6 +104,9 @@ def new_report() -> str | tuple[str, int]:
     except UploadRejected as error:
         form.attachments.errors.append(str(error))
         return _render_report_form(form, files_lost=True), 422
+    except ServerBusy:
+        page = _render_report_form(form, busy=True, files_lost=bool(files))
+        return page, 503, {"Retry-After": str(BUSY_RETRY_SECONDS)}
     # The receipt is shown in this response only: nothing keeps it.
     return render_template(
         "reporter/receipt.html", submitted=submitted, come_back_at=public_url("reporter.follow_up")
