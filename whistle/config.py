@@ -70,13 +70,16 @@ class Settings:
     #: workers or hosts, in Redis (redis://host:6379/0), under rate_limit_prefix.
     rate_limit_storage: str = "memory://"
     rate_limit_prefix: str = "whistle"
-    receipt_attempts_global: str = "120 per minute"
+    #: Limits on every receipt tried and every report sent, whoever sends them: none by
+    #: default, since a flood of junk would use them up and turn away genuine reporters
+    #: (docs/design.md); a wrong receipt costs next to nothing, and new reports queue fairly.
+    receipt_attempts_global: str = ""
     receipt_attempts_per_receipt: str = "10 per hour"
     #: Password resets per account; logins per device an officer has logged in from
     #: (logins from elsewhere are slowed by wrong passwords instead).
     login_attempts_per_account: str = "10 per 15 minutes"
     login_attempts_per_device: str = "10 per 15 minutes"
-    submissions_global: str = "60 per minute"
+    submissions_global: str = ""
     timezone: str = "Europe/London"
     secure_cookies: bool = False
     #: Host names the portal answers to, comma-separated (empty: any).

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, func, select
 
 from tests.conftest import REPORT, csrf_token, follow_up, form_post, login, submit_report
-from whistle import create_app
+from whistle import create_app, crypto
 from whistle.config import Settings
 from whistle.models import Report
 from whistle.services import context
@@ -79,6 +79,34 @@ def test_logins_are_limited_per_known_device_and_strangers_use_up_none_of_it(lim
     refused = form_post(own, "/officer/login", wrong)
     assert refused.status_code == 429
     assert "Too many attempts" in refused.get_data(as_text=True)
+
+
+def test_a_flood_of_wrong_receipts_does_not_turn_away_the_right_one(app, alice):
+    """By default nothing is limited globally: 150 wrong receipts in a minute (more than the
+    120 that used to close the form for everyone), then the right one gets in."""
+    receipt = submit_report(app.test_client())
+    guesser = app.test_client()
+    token = csrf_token(guesser.get("/follow-up").get_data(as_text=True))
+    statuses = {
+        guesser.post("/follow-up", data={"csrf_token": token, "receipt": crypto.new_receipt()}).status_code
+        for _ in range(150)
+    }
+    assert statuses == {422}
+    assert follow_up(app.test_client(), receipt).status_code == 303
+
+
+def test_a_flood_of_junk_reports_does_not_turn_away_a_genuine_one(app, alice):
+    """70 junk reports in a minute (more than the 60 that used to close the form), then a real one."""
+    junk = app.test_client()
+    token = csrf_token(junk.get("/report").get_data(as_text=True))
+    statuses = {
+        junk.post(
+            "/report", data={"csrf_token": token, **REPORT}, content_type="multipart/form-data"
+        ).status_code
+        for _ in range(70)
+    }
+    assert statuses == {200}
+    assert submit_report(app.test_client())
 
 
 def test_submissions_are_limited(limited_app, alice):
@@ -183,25 +211,25 @@ def test_a_page_that_needs_no_session_does_not_open_it(app):
 def test_a_rate_limit_storage_that_is_down_refuses_the_limited_forms_and_says_nothing_was_lost(
     instance, caplog
 ):
-    """Redis down (nothing listens on port 1): the receipt, reset and report forms are refused
-    with a 503 page rather than run without a limit; pages without a limit still answer, and so
-    does a login (its slowing after wrong passwords is kept in the database)."""
+    """Redis down (nothing listens on port 1): the receipt and reset forms are refused with a 503
+    page rather than run without a limit; pages without a limit still answer, and so do the report
+    form (no global limit by default) and a login (its slowing is kept in the database)."""
     app = create_app(Settings.load(instance.path, rate_limit_storage="redis://127.0.0.1:1/0"))
     app.config["TESTING"] = True
     client = app.test_client()
     try:
         assert client.get("/").status_code == 200
         with caplog.at_level(logging.ERROR, logger="whistle"):
-            refused = form_post(client, "/report", REPORT, content_type="multipart/form-data")
+            refused = follow_up(client, "AAAA-BBBB-CCCC-DDDD")
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "60"
         page = refused.get_data(as_text=True)
         assert "The portal cannot take this right now" in page
         assert "nothing was lost: go back, and send the page again in a minute." in page
         assert "rate-limit storage unavailable" in caplog.text
+        assert form_post(client, "/report", REPORT, content_type="multipart/form-data").status_code == 200
         with app.extensions["whistle"].session_factory() as db:
-            assert db.scalar(select(func.count(Report.id))) == 0
-        assert follow_up(client, "AAAA-BBBB-CCCC-DDDD").status_code == 503
+            assert db.scalar(select(func.count(Report.id))) == 1
         credentials = {"email": "alice@example.org", "password": "not the password"}
         assert form_post(client, "/officer/login", credentials).status_code == 422
         reset = {"email": "alice@example.org", "recovery_key": "AAAA-BBBB", "password": "a long new password"}

@@ -2,7 +2,8 @@
 
 A whistleblowing portal must not key anything on who is asking, and many
 reporters share one address (a hospital's network, a Tor exit). So limits are
-global, per receipt tried, per officer account (password resets) or per
+per receipt tried, global (only if the operator sets one: a flood would use a
+global limit up and turn genuine reporters away), per officer account (password resets) or per
 officer's known device (logins: a login from elsewhere is slowed by
 ``officers.check_password_login`` instead, so that nobody can keep an officer
 out by using up a limit on their account); each key is an HMAC, so
@@ -93,8 +94,22 @@ def submission_limit() -> str:
     return runtime().settings.submissions_global
 
 
+def no_receipt_limit_global() -> bool:
+    return not runtime().settings.receipt_attempts_global
+
+
+def no_submission_limit() -> bool:
+    return not runtime().settings.submissions_global
+
+
 receipt_limits = [
-    limiter.limit(receipt_limit_global, key_func=everyone, methods=["POST"], scope="receipt-all"),
+    limiter.limit(
+        receipt_limit_global,
+        key_func=everyone,
+        methods=["POST"],
+        scope="receipt-all",
+        exempt_when=no_receipt_limit_global,
+    ),
     limiter.limit(receipt_limit_per_receipt, key_func=receipt_key, methods=["POST"], scope="receipt-one"),
 ]
 reset_limit = limiter.limit(login_limit_per_account, key_func=account_key, methods=["POST"], scope="login")
@@ -105,7 +120,9 @@ login_limit = limiter.limit(
     scope="login-device",
     exempt_when=no_known_device,
 )
-submission_limits = limiter.limit(submission_limit, key_func=everyone, methods=["POST"], scope="submit")
+submission_limits = limiter.limit(
+    submission_limit, key_func=everyone, methods=["POST"], scope="submit", exempt_when=no_submission_limit
+)
 
 
 def seconds_until_retry() -> int:
