@@ -23,19 +23,30 @@ def docx_with_zeros(name: str, mebibytes: int, compression: int = zipfile.ZIP_DE
     return buffer.getvalue()
 
 
-def docx_nested(depth: int, padding: int = 0) -> bytes:
-    """A docx whose tracked change holds `depth` nested runs, and `padding` random bytes beside it.
+WORD = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 
-    Four million levels inflate to 28 MB from a few kilobytes; the padding
-    makes the package large enough that it does not inflate too many times
-    its own size, so that only the nesting can give it away.
+
+def docx_nested(depth: int, padding: int = 0) -> bytes:
+    """A docx whose tracked change holds `depth` nested runs (see `docx_with`).
+
+    Four million levels inflate to 28 MB from a few kilobytes.
     """
-    namespace = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+    return docx_with(b"<w:r>" * depth + b"</w:r>" * depth, padding)
+
+
+def docx_with_changes(count: int, padding: int = 0) -> bytes:
+    """A docx of `count` tracked changes, each with an author to replace (see `docx_with`)."""
+    return docx_with(b'<w:ins w:author="Someone"/>' * count, padding)
+
+
+def docx_with(body: bytes, padding: int = 0) -> bytes:
+    """A docx whose document holds `body` in a tracked change, and `padding` random bytes beside it.
+
+    The padding makes the package large enough that it does not inflate too
+    many times its own size, so that only what is inside can give it away.
+    """
     document = (
-        f'<w:document xmlns:w="{namespace}"><w:ins w:author="Someone">'.encode()
-        + b"<w:r>" * depth
-        + b"</w:r>" * depth
-        + b"</w:ins></w:document>"
+        f'<w:document xmlns:w="{WORD}"><w:ins w:author="Someone">'.encode() + body + b"</w:ins></w:document>"
     )
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:

@@ -13,6 +13,7 @@ overall deadline, so a hang fails the test instead of stalling the suite.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import secrets
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from PIL import Image
 from sqlalchemy import create_engine, make_url, text
 
 from tests.conftest import PG_ENV, csrf_token
@@ -413,6 +415,31 @@ def test_a_reporter_who_gives_up_mid_upload_leaves_nothing_behind(sqlite_server)
     assert_no_plaintext(server, marker, words.encode())
     # The error log dates what it records: an abandoned upload must not be in it.
     assert len(server.error_log.read_text().splitlines()) == log_lines, server.logs_tail()
+
+
+def test_the_real_server_cleans_a_photo_in_a_child_and_leaves_nothing_in_clear(sqlite_server):
+    marker, words = "MARKER-ARTIST-c7e2", "WORDS-PHOTO-5b0e what the reporter wrote"
+    server = sqlite_server
+    server.start()
+    photo = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x013B] = marker  # Artist
+    Image.new("RGB", (64, 48), "blue").save(photo, "JPEG", exif=exif)
+    stored = Browser(server.port).submit_form(
+        "/report", report_fields(words), files=[("attachments", "ward.jpg", "image/jpeg", photo.getvalue())]
+    )
+    assert stored.status == 200, f"{stored.describe()}\n{server.logs_tail()}"
+    assert "Hidden details (such as author, device or location) were removed." in stored.text
+
+    officer, listed = officer_sees(server)
+    page = officer.get(f"/officer/reports/{listed[0]}")
+    link = re.search(r'href="(/officer/reports/[0-9a-f]{32}/attachments/[0-9a-f]{32})"', page.text)
+    assert link, "the attachment is not listed"
+    download = officer.get(link.group(1))
+    assert download.status == 200, download.describe()
+    assert marker.encode() not in download.body
+    assert Image.open(io.BytesIO(download.body)).size == (64, 48)
+    assert_no_plaintext(server, marker.encode(), words.encode())
 
 
 def test_a_report_stored_before_kill_9_is_whole_after_the_restart(server):

@@ -13,6 +13,7 @@ from whistle.models import Attachment, Author, Report
 from whistle.services.context import Policy
 from whistle.services.errors import AttachmentNotFound, UploadRejected
 from whistle.services.metadata import CleanStatus, clean
+from whistle.services.sandbox import clean_bytes_in_child
 from whistle.storage import SealedStore
 
 MAX_NAME_CHARS = 200
@@ -124,7 +125,12 @@ def _seal_one(
     public_id = crypto.new_public_id()
     filename = _clean_filename(upload.filename)
     source = _Limited(upload.stream, limits.max_file_bytes, filename)
-    cleaned = clean(source, keep_original=upload.keep_original, max_bytes=limits.max_clean_bytes)  # type: ignore[arg-type]
+    cleaned = clean(
+        source,  # type: ignore[arg-type]
+        keep_original=upload.keep_original,
+        max_bytes=limits.max_clean_bytes,
+        cleaner=clean_bytes_in_child,
+    )
     with store.create() as (blob_name, sink):
         size = crypto.encrypt_stream(
             crypto.file_key(dek, public_id),

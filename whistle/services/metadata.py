@@ -37,6 +37,10 @@ content (a name in the text, a face in a photo), pictures embedded inside
 Office documents and PDFs (they keep their own EXIF), attachments inside a PDF,
 Word's revision-session ids and printer settings.
 
+Every check here bounds what a file can cost (pixels, nesting, what a package
+inflates to); the web side also runs the cleaning itself in a child process
+whose memory and CPU time the system bounds (see sandbox.py).
+
 The upload arrives as a read-once stream: it is read only with ``read(n)``,
 at most ``max_bytes + 1`` bytes are held in memory (none beyond the first
 kilobyte for a type no cleaner reads, such as a video), and nothing is ever
@@ -59,7 +63,7 @@ import io
 import logging
 import warnings
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -80,7 +84,17 @@ from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObj
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["MAX_CLEAN_BYTES", "CleanStatus", "Cleaned", "clean", "warning_for"]
+__all__ = [
+    "MAX_CLEAN_BYTES",
+    "CleanStatus",
+    "Cleaned",
+    "Cleaner",
+    "Outcome",
+    "clean",
+    "clean_bytes",
+    "public_kind",
+    "warning_for",
+]
 
 _pypdf_log = logging.getLogger("pypdf")
 _pypdf_log.addHandler(logging.NullHandler())
@@ -141,13 +155,35 @@ class _BeyondBounds(Exception):
     """Cleaning the file would take more memory or time than a file may."""
 
 
-def clean(stream: IO[bytes], *, keep_original: bool = False, max_bytes: int = MAX_CLEAN_BYTES) -> Cleaned:
+@dataclass(frozen=True)
+class Outcome:
+    """What cleaning the whole bytes of a file came to."""
+
+    status: CleanStatus
+    kind: str
+    #: The cleaned copy, or None when the bytes are to be kept as they came.
+    cleaned: bytes | None = None
+
+
+#: Cleans the bytes of a file whose start announced `kind`, within `max_bytes`:
+#: `clean_bytes` itself, or the same in a child process (see sandbox.py).
+Cleaner = Callable[[bytes, str, int], Outcome]
+
+
+def clean(
+    stream: IO[bytes],
+    *,
+    keep_original: bool = False,
+    max_bytes: int = MAX_CLEAN_BYTES,
+    cleaner: Cleaner | None = None,
+) -> Cleaned:
     """Remove identifying metadata from an upload, or say why it stays as it is.
 
     `stream` is read forward only, with ``read(n)``. With `keep_original`
     (the reporter's explicit choice) it is returned untouched and unread.
     Errors raised by `stream` itself (an upload over the size limit, say)
-    are not caught.
+    are not caught. The bytes of a type that can be cleaned are handed to
+    `cleaner` (by default `clean_bytes`, in this process).
     """
     if keep_original:
         return Cleaned(stream, CleanStatus.KEPT, "")
@@ -158,7 +194,14 @@ def clean(stream: IO[bytes], *, keep_original: bool = False, max_bytes: int = MA
         return Cleaned(io.BufferedReader(_Chained(head, stream)), CleanStatus.UNSUPPORTED, "")
     data = head + _read_at_most(stream, max_bytes + 1 - len(head))
     if len(data) > max_bytes:
-        return Cleaned(io.BufferedReader(_Chained(data, stream)), CleanStatus.TOO_LARGE, _public(kind))
+        return Cleaned(io.BufferedReader(_Chained(data, stream)), CleanStatus.TOO_LARGE, public_kind(kind))
+    outcome = (cleaner or clean_bytes)(data, kind, max_bytes)
+    kept = data if outcome.cleaned is None else outcome.cleaned
+    return Cleaned(io.BytesIO(kept), outcome.status, outcome.kind)
+
+
+def clean_bytes(data: bytes, kind: str, max_bytes: int) -> Outcome:
+    """Clean the whole bytes of a file whose start announced `kind` (see _sniff)."""
     try:
         with _library_warnings_quiet():
             if kind == "zip":
@@ -172,16 +215,15 @@ def clean(stream: IO[bytes], *, keep_original: bool = False, max_bytes: int = MA
             else:
                 cleaned, found = _clean_image(data, kind)
     except _Unsupported:
-        return Cleaned(io.BytesIO(data), CleanStatus.UNSUPPORTED, _public(kind))
-    except (_BeyondBounds, Image.DecompressionBombWarning, Image.DecompressionBombError):
-        return Cleaned(io.BytesIO(data), CleanStatus.OVER_BOUNDS, _public(kind))
+        return Outcome(CleanStatus.UNSUPPORTED, public_kind(kind))
+    except (_BeyondBounds, MemoryError, Image.DecompressionBombWarning, Image.DecompressionBombError):
+        return Outcome(CleanStatus.OVER_BOUNDS, public_kind(kind))
     except Exception:
         # Hostile or broken files make these libraries raise nearly anything
         # (OSError, ValueError, SyntaxError, KeyError, RecursionError, ...).
         # Whatever it was, the evidence is kept exactly as it came.
-        return Cleaned(io.BytesIO(data), CleanStatus.FAILED, _public(kind))
-    status = CleanStatus.CLEANED if found else CleanStatus.NOTHING_FOUND
-    return Cleaned(io.BytesIO(cleaned), status, kind)
+        return Outcome(CleanStatus.FAILED, public_kind(kind))
+    return Outcome(CleanStatus.CLEANED if found else CleanStatus.NOTHING_FOUND, kind, cleaned)
 
 
 # --- reading the upload --------------------------------------------------------
@@ -247,7 +289,8 @@ def _sniff(head: bytes) -> str:
     return ""
 
 
-def _public(kind: str) -> str:
+def public_kind(kind: str) -> str:
+    """The kind to report for a sniffed one: a ZIP that is no known package is just a file."""
     return "" if kind == "zip" else kind
 
 
