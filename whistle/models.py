@@ -49,6 +49,8 @@ class Outcome(enum.StrEnum):
     NOT_SUBSTANTIATED = "not_substantiated"
     REFERRED = "referred"
     WITHDRAWN = "withdrawn"
+    #: Not a genuine concern (a flood of junk reports, closed in bulk).
+    JUNK = "junk"
 
 
 class Priority(enum.StrEnum):

@@ -576,6 +576,7 @@ def test_a_list_row_reads_the_case_s_day_priority_status_lead_labels_and_deadlin
         "Done",
         day(mine, "feedback_by"),
         "No new message",
+        f"Close the case received {day(mine, 'received_on')} as junk",
     ]
     # A case nobody leads, with no label and nothing acknowledged yet.
     overdue = caseload["overdue"]

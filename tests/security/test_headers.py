@@ -400,6 +400,7 @@ ROUTES = {
     ("/officer/reports/<public_id:public_id>/access", "officer.grant_access", "OPTIONS,POST"),
     ("/officer/reports/<public_id:public_id>/access/revoke", "officer.revoke_access", "OPTIONS,POST"),
     ("/officer/reports/<public_id:public_id>/close", "officer.close_case", "OPTIONS,POST"),
+    ("/officer/reports/junk", "officer.close_junk", "OPTIONS,POST"),
     ("/officer/reports/<public_id:public_id>/triage", "officer.update_triage", "OPTIONS,POST"),
     (
         "/officer/reports/<public_id:public_id>/attachments/<public_id:attachment_id>",

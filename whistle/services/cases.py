@@ -83,6 +83,7 @@ OUTCOME_LABELS = {
     Outcome.NOT_SUBSTANTIATED: "Not substantiated",
     Outcome.REFERRED: "Referred elsewhere",
     Outcome.WITHDRAWN: "Withdrawn",
+    Outcome.JUNK: "Junk (not a genuine concern)",
 }
 PRIORITY_LABELS = {
     Priority.URGENT: "Urgent",

@@ -67,6 +67,7 @@ OUTCOME_FOR_REPORTER = {
     Outcome.NOT_SUBSTANTIATED: "Your concern was looked into and was not substantiated.",
     Outcome.REFERRED: "Your concern was referred to another body to deal with.",
     Outcome.WITHDRAWN: "The case was closed as withdrawn.",
+    Outcome.JUNK: "The case was closed: it was not taken to be a genuine concern.",
 }
 
 

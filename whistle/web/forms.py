@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,6 +37,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from whistle.models import ReportStatus
 from whistle.services.cases import OUTCOME_LABELS, PRIORITY_LABELS, RISK_LABELS
+from whistle.services.junk import MOST_AT_ONCE
 from whistle.services.reports import CATEGORIES, IMMEDIATE_RISK, RAISED_BEFORE, STATUS_FOR_OFFICER
 
 TEXT_LIMIT = 20_000
@@ -417,4 +419,27 @@ class LabelsForm(WhistleForm):
     names = MultiCheckboxField("Labels on this case")
     new_label = StringField(
         "New label", validators=[Optional(), Length(max=40, message="Use at most 40 characters."), no_nul]
+    )
+
+
+class TickedCasesField(MultiCheckboxField):
+    """Cases ticked in a list: any public ids, checked by :func:`_public_ids` and by the service."""
+
+    def pre_validate(self, form: FlaskForm) -> None:
+        return None
+
+
+def _public_ids(_form: FlaskForm, field: Field) -> None:
+    if len(field.data) > MOST_AT_ONCE or not all(
+        isinstance(value, str) and re.fullmatch(r"[0-9a-f]{32}", value) for value in field.data
+    ):
+        raise ValidationError(f"Tick at most {MOST_AT_ONCE} cases from the list.")
+
+
+class JunkForm(WhistleForm):
+    """Cases ticked on the case list, to close as junk in one go."""
+
+    reports = TickedCasesField(
+        "Cases to close as junk",
+        validators=[InputRequired("Tick the cases to close as junk first."), no_nul, _public_ids],
     )

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from whistle import audit
 from whistle.models import DetrimentRisk, Officer, Outcome, Priority, ReportStatus, SessionKind
-from whistle.services import cases, officers, reports
+from whistle.services import cases, junk, officers, reports
 from whistle.services.errors import (
     AttachmentNotFound,
     CodeRefused,
@@ -33,11 +33,13 @@ from whistle.services.errors import (
     UnknownOfficer,
 )
 from whistle.web import devices, limits
+from whistle.web.errors import error_page
 from whistle.web.forms import (
     AssignForm,
     CloseForm,
     CodeForm,
     GrantForm,
+    JunkForm,
     LabelsForm,
     LoginForm,
     NoteForm,
@@ -239,7 +241,23 @@ def list_reports() -> str:
         views=cases.VIEW_LABELS,
         statuses=reports.STATUS_FOR_OFFICER,
         priorities=cases.PRIORITY_LABELS,
+        junk_form=JunkForm(formdata=None),
+        closed_as_junk=request.args.get("closed_as_junk", type=int),
     )
+
+
+@bp.post("/reports/junk")
+def close_junk() -> str | BaseResponse | tuple[str, int]:
+    """Close the cases ticked on the list as junk, and go back to the list."""
+    form = JunkForm()
+    if not form.validate():
+        errors = " ".join(error for errors in form.errors.values() for error in errors)
+        return error_page(422, "Nothing was closed", f"{errors} Go back to the list and try again."), 422
+    try:
+        closed = junk.close_as_junk(db(), g.actor, form.reports.data, policy(), runtime().clock.moment())
+    except ReportNotFound:
+        abort(404)
+    return redirect(url_for("officer.list_reports", closed_as_junk=closed), 303)
 
 
 # --- one case --------------------------------------------------------------------
