@@ -58,6 +58,8 @@ class Settings:
     max_request_bytes: int = 0
     max_file_bytes: int = 100 * 1024 * 1024
     max_files: int = 10
+    #: How many files one case may hold in all, whatever the reporter adds later.
+    max_files_per_case: int = 50
     max_clean_bytes: int = 32 * 1024 * 1024
     max_text_chars: int = 20_000
     officer_idle_minutes: int = 30
@@ -80,6 +82,9 @@ class Settings:
     login_attempts_per_account: str = "10 per 15 minutes"
     login_attempts_per_device: str = "10 per 15 minutes"
     submissions_global: str = ""
+    #: Messages and evidence a reporter may send on one case (empty: no limit). The
+    #: counter is named by a value only the case's key gives, so it names no report.
+    follow_ups_per_case: str = "20 per hour"
     timezone: str = "Europe/London"
     secure_cookies: bool = False
     #: Host names the portal answers to, comma-separated (empty: any).

@@ -112,6 +112,7 @@ GENEROUS_LIMITS = {
     "receipt_attempts_per_receipt": "100000 per hour",
     "login_attempts_per_account": "100000 per minute",
     "submissions_global": "100000 per minute",
+    "follow_ups_per_case": "100000 per hour",
 }
 #: Tables whose rows any request may change: a CSRF token is kept in the session.
 SESSIONS = {"server_session"}

@@ -58,9 +58,27 @@ class AttachmentInfo:
         return CLEANING_TEXT.get(self.cleaning, "")
 
 
-def check_uploads(uploads: Sequence[Upload], limits: Policy) -> None:
+def check_uploads(uploads: Sequence[Upload], limits: Policy, held: int = 0) -> None:
+    """Refuse more files than one message may carry, or than the case (holding `held`) may hold."""
     if len(uploads) > limits.max_files:
         raise UploadRejected(f"You can add up to {limits.max_files} files at a time.")
+    if uploads and held + len(uploads) > limits.max_files_per_case:
+        raise UploadRejected(files_left_text(limits, held))
+
+
+def files_left(limits: Policy, held: int) -> int:
+    """How many more files a case holding `held` may take."""
+    return max(0, limits.max_files_per_case - held)
+
+
+def files_left_text(limits: Policy, held: int) -> str:
+    left = files_left(limits, held)
+    if not left:
+        return (
+            f"Your report already holds {held} files, the most it can hold. "
+            "You can still send messages; to send more evidence, describe it in a message and ask how."
+        )
+    return f"Your report can hold {left} more {'file' if left == 1 else 'files'}. Please choose fewer."
 
 
 def _meta_context(report: Report, attachment_id: str) -> bytes:
@@ -101,7 +119,7 @@ def seal_uploads(
     Either all files are stored or none: on any error the blobs written so far
     are deleted before the error is raised.
     """
-    check_uploads(uploads, limits)
+    check_uploads(uploads, limits, held=len(report.attachments))
     attachments: list[Attachment] = []
     try:
         for upload in uploads:

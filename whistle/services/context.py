@@ -56,6 +56,7 @@ class Policy:
     """The organisation's rules: limits and legal deadlines."""
 
     max_files: int = 10
+    max_files_per_case: int = 50
     max_file_bytes: int = 100 * 1024 * 1024
     #: Files up to this size have their metadata removed; larger ones are stored as sent.
     max_clean_bytes: int = 32 * 1024 * 1024

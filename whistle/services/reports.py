@@ -119,6 +119,8 @@ class ReporterCase:
     deadlines: Deadlines
     messages: list[ThreadMessage]
     attachments: list[AttachmentInfo]
+    #: How many more files the case may hold.
+    files_left: int = 0
     #: Each step of the case in plain words, with its day.
     history: list[tuple[str, dt.date]] = field(default_factory=list)
     outcome_text: str = ""
@@ -283,6 +285,7 @@ def reporter_case(db: Session, public_id: str, dek: bytes, policy: Policy) -> Re
         deadlines=deadlines(report.received_on, report.acknowledged_on, policy),
         messages=thread(report, dek, officer_names=False),
         attachments=[attachments.describe(report, dek, a) for a in report.attachments],
+        files_left=attachments.files_left(policy, len(report.attachments)),
         history=[(STATUS_FOR_REPORTER[change.status], change.changed_on) for change in report.history],
         outcome_text=OUTCOME_FOR_REPORTER[report.outcome] if report.outcome and report.summary_shared else "",
         closing_summary=_shared_summary(report, dek),
@@ -302,6 +305,15 @@ def _shared_summary(report: Report, dek: bytes) -> str:
 def read_answers(report: Report, dek: bytes) -> Answers:
     fields = json.loads(crypto.open_sealed(dek, report.answers_sealed, answers_context(report.public_id)))
     return Answers(**{**fields, "excluded_officers": tuple(fields["excluded_officers"])})
+
+
+def follow_up_bucket(dek: bytes) -> str:
+    """The name of a case's counter of follow-ups in the rate limiter's storage.
+
+    That storage holds the time of each post for a while; named by a value only the
+    case's key gives, it tells a copy of the server nothing about whose posts they were.
+    """
+    return crypto.expand_key(dek, b"", b"follow-up rate limit").hex()[:32]
 
 
 def add_reporter_message(

@@ -117,6 +117,7 @@ def policy(db: Session, base: Policy) -> Policy:
     values = load(db, {"acknowledge_days": base.acknowledge_days, "feedback_months": base.feedback_months})
     return Policy(
         max_files=base.max_files,
+        max_files_per_case=base.max_files_per_case,
         max_file_bytes=base.max_file_bytes,
         max_clean_bytes=base.max_clean_bytes,
         acknowledge_days=values["acknowledge_days"],

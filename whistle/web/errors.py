@@ -8,6 +8,7 @@ from flask import Flask, current_app, g, render_template, request
 from limits.errors import StorageError
 from sqlalchemy.exc import OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError, SecurityError
+from werkzeug.sansio.response import Response
 
 from whistle.services.errors import ServerBusy
 from whistle.web.runtime import known_organisation, recent_organisation
@@ -69,14 +70,24 @@ def handle_http(error: HTTPException) -> tuple[str, int]:
     return render_error(error.code or 500)
 
 
-def handle_too_many(_error: HTTPException) -> tuple[str, int, dict[str, str]]:
+def wait_text(seconds: int) -> str:
+    """A wait in whole minutes, for a person: "a minute", "3 minutes"."""
+    minutes = max(1, -(-seconds // 60))
+    return "a minute" if minutes == 1 else f"{minutes} minutes"
+
+
+def handle_too_many(error: HTTPException) -> Response | tuple[str, int, dict[str, str]]:
+    """A limit was hit: the page the form made for it (its typed text kept), or a page of our own."""
+    if error.response is not None:
+        return error.response
     from whistle.web.limits import seconds_until_retry
 
     seconds = seconds_until_retry()
-    minutes = max(1, -(-seconds // 60))
-    wait = "a minute" if minutes == 1 else f"{minutes} minutes"
     title, _advice = MESSAGES[429]
-    advice = f"For everyone's safety, this is limited. Please try again in {wait}. Nothing has been lost."
+    advice = (
+        f"For everyone's safety, this is limited. Please try again in {wait_text(seconds)}. "
+        "Nothing has been lost."
+    )
     return error_page(429, title, advice), 429, {"Retry-After": str(seconds)}
 
 

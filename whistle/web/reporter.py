@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, make_response, redirect, render_template, request, session, url_for
+from flask.wrappers import Response as FlaskResponse
+from flask_limiter import RequestLimit
 from werkzeug.wrappers import Response
 
 from whistle import csrf
@@ -26,6 +28,7 @@ from whistle.services.errors import (
     UploadRejected,
 )
 from whistle.web import limits
+from whistle.web.errors import wait_text
 from whistle.web.forms import ReceiptForm, ReporterReplyForm, ReportForm
 from whistle.web.runtime import db, organisation, policy, public_url, runtime
 from whistle.web.sessions import SealedSession
@@ -155,7 +158,36 @@ def show_case() -> str:
     return _render_case(ReporterReplyForm(formdata=None), sent=request.args.get("sent") == "1")
 
 
+def _case_bucket() -> str:
+    return reports.follow_up_bucket(session["dek"])
+
+
+def _follow_ups_unlimited() -> bool:
+    """No limit set, or no case open (the view sends such a visitor to the receipt page)."""
+    return not runtime().settings.follow_ups_per_case or session.get("kind") != SessionKind.REPORTER.value
+
+
+def _too_many_follow_ups(_limit: RequestLimit) -> FlaskResponse:
+    """The case page again, with what the reporter wrote, and how long to wait."""
+    form = ReporterReplyForm()
+    form.validate()
+    seconds = limits.seconds_until_retry()
+    form.body.errors.append(
+        f"You have sent a lot in a short time. Please wait {wait_text(seconds)}, then send again. "
+        "What you wrote is still here."
+    )
+    page = _render_case(form, files_lost=bool(uploads_from(form)))
+    return make_response(page, 429, {"Retry-After": str(seconds)})
+
+
 @bp.post("/follow-up/case")
+@limits.limiter.limit(
+    lambda: runtime().settings.follow_ups_per_case,
+    key_func=_case_bucket,
+    scope="follow-up",
+    exempt_when=_follow_ups_unlimited,
+    on_breach=_too_many_follow_ups,
+)
 def add_message() -> str | Response | tuple[str, int]:
     report_id, dek = _reporter_access()
     form = ReporterReplyForm()

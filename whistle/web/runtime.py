@@ -55,6 +55,7 @@ class Runtime:
             ),
             policy=Policy(
                 max_files=settings.max_files,
+                max_files_per_case=settings.max_files_per_case,
                 max_file_bytes=settings.max_file_bytes,
                 max_clean_bytes=settings.max_clean_bytes,
                 acknowledge_days=settings.acknowledge_days,
