@@ -3,8 +3,10 @@
 What a crash must never leave: a half-stored report, or a reporter's words or
 evidence in clear on disk (threat model, item 1). What a crowd of reporters at
 once must never get: a failed request, a lost or doubled report, a reply filed
-under the wrong report. And what gunicorn's logs must never hold: the client's
-address, a receipt, what a reporter wrote (threat model, item 3).
+under the wrong report. What one attacker flooding the portal must never do: keep
+out a new reporter, a returning reporter or an officer (threat model, item 5).
+And what gunicorn's logs must never hold: the client's address, a receipt, what
+a reporter wrote (threat model, item 3).
 
 Every server runs in a process group of its own and is stopped in a ``finally``
 (SIGTERM, then SIGKILL); every HTTP call has a timeout, and the crowd has an
@@ -18,6 +20,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -33,7 +36,9 @@ from sqlalchemy import create_engine, make_url, text
 
 from tests.conftest import PG_ENV, csrf_token
 from tests.functional.servers import (
+    OFFICER_EMAIL,
     Browser,
+    Page,
     RawUpload,
     Server,
     files_containing,
@@ -597,3 +602,97 @@ def test_fifty_reporters_at_once_each_get_exactly_their_report(crowded_server):
         },
         secrets_kept_out=tuple(receipts),
     )
+
+
+# --- one attacker flooding while genuine people act --------------------------------
+
+FLOOD_THREADS = 9
+
+
+def _flood(port: int, kind: str, stop: threading.Event, answers: Counter[str]) -> None:
+    """One of the attacker's threads: ask again the moment it is answered, until told to stop."""
+    browser = Browser(port, timeout=30)
+    while not stop.is_set():
+        try:
+            if kind == "login":
+                email = f"{secrets.token_hex(4)}@example.org"
+                page = browser.submit_form("/officer/login", [("email", email), ("password", "a guess")])
+            elif kind == "officer's password":
+                page = browser.submit_form(
+                    "/officer/login", [("email", OFFICER_EMAIL), ("password", secrets.token_hex(8))]
+                )
+            elif kind == "receipt":
+                receipt = "-".join(secrets.token_hex(2).upper() for _ in range(4))
+                page = browser.submit_form("/follow-up", [("receipt", receipt)])
+            else:
+                page = browser.submit_form("/report", report_fields(f"junk {secrets.token_hex(8)}"))
+            answers[f"{kind} {page.status}"] += 1
+        except OSError as error:
+            answers[f"{kind} {type(error).__name__}"] += 1
+
+
+def _until_not_busy(send: Callable[[], Page], tries: int = 5) -> Page:
+    """A person told "busy, send it again" sends it again, a few seconds later."""
+    for _ in range(tries - 1):
+        page = send()
+        if page.status != 503:
+            return page
+        time.sleep(2)
+    return send()
+
+
+def test_a_flood_keeps_out_no_new_reporter_returning_reporter_or_officer(tmp_path):
+    """One attacker, nine threads: made-up logins, wrong passwords for the officer's own address,
+    random receipts and junk reports, each as fast as answered. Meanwhile a new report is sent,
+    a report is opened with its receipt, and the officer logs in from their own browser."""
+    instance = make_instance(tmp_path / "instance")
+    server = Server(instance, tmp_path / "server", workers=1)
+    stop = threading.Event()
+    answers: Counter[str] = Counter()
+    kinds = [
+        "login",
+        "login",
+        "officer's password",
+        "receipt",
+        "receipt",
+        "receipt",
+        "report",
+        "report",
+        "report",
+    ]
+    assert len(kinds) == FLOOD_THREADS
+    with stopped_at_the_end(server):
+        server.start()
+        returning, officer = Browser(server.port), Browser(server.port)
+        receipt = receipt_on(returning.submit_form("/report", report_fields("The rota is falsified.")))
+        assert officer.login().status == 303  # the officer's own browser, known from now on
+        page = officer.get("/officer/")
+        assert officer.post("/officer/logout", [("csrf_token", csrf_token(page.text))]).status == 303
+        flood = [threading.Thread(target=_flood, args=(server.port, kind, stop, answers)) for kind in kinds]
+        try:
+            for thread in flood:
+                thread.start()
+            time.sleep(3)  # the flood is in full swing: the officer's address is being guessed at
+
+            new = Browser(server.port)
+            sent = _until_not_busy(lambda: new.submit_form("/report", report_fields("Visits are missed.")))
+            assert sent.status == 200, f"{sent.describe()}\n{server.logs_tail()}"
+            assert receipt_on(sent)
+
+            back = _until_not_busy(lambda: returning.submit_form("/follow-up", [("receipt", receipt)]))
+            assert back.status == 303, f"{back.describe()}\n{server.logs_tail()}"
+            case = returning.get("/follow-up/case")
+            assert case.status == 200, case.describe()
+
+            logged_in = _until_not_busy(officer.login)
+            assert logged_in.status == 303, f"{logged_in.describe()}\n{server.logs_tail()}"
+            assert officer.get("/officer/").status == 200
+        finally:
+            stop.set()
+            for thread in flood:
+                thread.join(60)
+    # The flood was real: every kind was answered many times, and none with a server error.
+    for kind in set(kinds):
+        assert sum(n for key, n in answers.items() if key.startswith(kind + " ")) >= 5, answers
+    assert not [key for key in answers if key.endswith(" 500")], answers
+    assert answers["officer's password 429"] > 0, answers  # a new browser is slowed down
