@@ -6,9 +6,10 @@ SQLite (in WAL mode) is the embedded default; PostgreSQL is used when
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
-from sqlalchemy import MetaData, create_engine, event
+from sqlalchemy import BigInteger, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
@@ -19,6 +20,21 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+#: The type of every row key and of every column that refers to one. Keys are random (see
+#: :func:`random_id`): 64-bit on PostgreSQL, and SQLite's INTEGER, which makes the key the
+#: rowid itself, so that not even SQLite's hidden row number orders the rows.
+RandomId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def random_id() -> int:
+    """A new row key: random, so that a row's key says nothing of when it was written.
+
+    Reporters' rows share tables with officers' rows whose exact times are audited;
+    an increasing key would place a reporter's reply between two officer actions.
+    """
+    return secrets.randbits(63) or 1
 
 
 class Base(DeclarativeBase):

@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from whistle.db import Base
+from whistle.db import Base, RandomId, random_id
 
 
 class ReportStatus(enum.StrEnum):
@@ -96,7 +96,7 @@ def _enum(kind: type[enum.Enum], name: str) -> Enum:
 class Officer(Base):
     __tablename__ = "officer"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
     email: Mapped[str] = mapped_column(String(254), unique=True)
     display_name: Mapped[str] = mapped_column(String(100))
@@ -160,7 +160,7 @@ class Report(Base):
     __tablename__ = "report"
     __table_args__ = tuple(_index(name, *spec) for name, spec in REPORT_INDEXES.items())
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
     #: HMAC-SHA256(pepper, receipt): how a returning reporter's report is found.
     receipt_lookup: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
@@ -188,7 +188,9 @@ class Report(Base):
     #: The sooner of the two still to meet (:data:`NEXT_DEADLINE`): overdue and due-soon are one
     #: range of its index, read in the order an officer works through them.
     next_deadline: Mapped[dt.date | None] = mapped_column(Date, Computed(NEXT_DEADLINE, persisted=True))
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(
+        RandomId, ForeignKey("officer.id", ondelete="SET NULL"), index=True
+    )
     officer_category: Mapped[str | None] = mapped_column(String(60))
     detriment_risk: Mapped[DetrimentRisk] = mapped_column(
         _enum(DetrimentRisk, "detriment_risk"),
@@ -210,18 +212,18 @@ class Report(Base):
     assignee: Mapped[Officer | None] = relationship(foreign_keys=[assignee_id])
     labels: Mapped[list[Label]] = relationship(secondary="report_label", order_by="Label.name")
     history: Mapped[list[StatusChange]] = relationship(
-        back_populates="report", cascade="all, delete-orphan", order_by="StatusChange.id"
+        back_populates="report", cascade="all, delete-orphan", order_by="StatusChange.seq"
     )
     notes: Mapped[list[Note]] = relationship(
-        back_populates="report", cascade="all, delete-orphan", order_by="Note.id"
+        back_populates="report", cascade="all, delete-orphan", order_by="Note.written_at"
     )
 
     wraps: Mapped[list[KeyWrap]] = relationship(back_populates="report", cascade="all, delete-orphan")
     messages: Mapped[list[Message]] = relationship(
-        back_populates="report", cascade="all, delete-orphan", order_by="Message.id"
+        back_populates="report", cascade="all, delete-orphan", order_by="Message.sent_on"
     )
     attachments: Mapped[list[Attachment]] = relationship(
-        back_populates="report", cascade="all, delete-orphan", order_by="Attachment.id"
+        back_populates="report", cascade="all, delete-orphan", order_by="Attachment.uploaded_on"
     )
 
     def __repr__(self) -> str:
@@ -238,10 +240,10 @@ class KeyWrap(Base):
         Index("ix_key_wrap_officer", "officer_id", "purpose", "report_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
+    report_id: Mapped[int] = mapped_column(RandomId, ForeignKey("report.id", ondelete="CASCADE"), index=True)
     recipient: Mapped[Recipient] = mapped_column(_enum(Recipient, "recipient"))
-    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="CASCADE"))
+    officer_id: Mapped[int | None] = mapped_column(RandomId, ForeignKey("officer.id", ondelete="CASCADE"))
     purpose: Mapped[KeyPurpose] = mapped_column(_enum(KeyPurpose, "key_purpose"))
     key_wrapped: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -254,14 +256,18 @@ class KeyWrap(Base):
 class Message(Base):
     __tablename__ = "message"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
-    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    report_id: Mapped[int] = mapped_column(RandomId, ForeignKey("report.id", ondelete="CASCADE"), index=True)
     author: Mapped[Author] = mapped_column(_enum(Author, "author"))
-    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"))
+    officer_id: Mapped[int | None] = mapped_column(RandomId, ForeignKey("officer.id", ondelete="SET NULL"))
     #: Day precision for every message, so the reporter's are not told apart by time.
     sent_on: Mapped[dt.date] = mapped_column(Date)
     body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    #: The message's place in its conversation, sealed: in clear it would place a reporter's reply
+    #: between two officer replies whose exact times are audited. Empty on messages written before
+    #: positions were sealed, whose (increasing) keys still give their order.
+    position_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     report: Mapped[Report] = relationship(back_populates="messages")
     officer: Mapped[Officer | None] = relationship()
@@ -273,9 +279,9 @@ class Message(Base):
 class Attachment(Base):
     __tablename__ = "attachment"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
-    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    report_id: Mapped[int] = mapped_column(RandomId, ForeignKey("report.id", ondelete="CASCADE"), index=True)
     author: Mapped[Author] = mapped_column(_enum(Author, "author"))
     uploaded_on: Mapped[dt.date] = mapped_column(Date)
     #: File name, content type and size (JSON), sealed under the data key.
@@ -294,11 +300,13 @@ class StatusChange(Base):
 
     __tablename__ = "status_change"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
+    report_id: Mapped[int] = mapped_column(RandomId, ForeignKey("report.id", ondelete="CASCADE"), index=True)
     status: Mapped[ReportStatus] = mapped_column(_enum(ReportStatus, "report_status"))
     changed_on: Mapped[dt.date] = mapped_column(Date)
-    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"))
+    #: The step's place in its case's history (0 is the report arriving).
+    seq: Mapped[int] = mapped_column(default=0, server_default="0")
+    officer_id: Mapped[int | None] = mapped_column(RandomId, ForeignKey("officer.id", ondelete="SET NULL"))
 
     report: Mapped[Report] = relationship(back_populates="history")
 
@@ -311,10 +319,10 @@ class Note(Base):
 
     __tablename__ = "note"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     public_id: Mapped[str] = mapped_column(String(32), unique=True)
-    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
-    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"))
+    report_id: Mapped[int] = mapped_column(RandomId, ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    officer_id: Mapped[int | None] = mapped_column(RandomId, ForeignKey("officer.id", ondelete="SET NULL"))
     written_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
 
@@ -362,14 +370,14 @@ class Invitation(Base):
 
     __tablename__ = "invitation"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     email: Mapped[str] = mapped_column(String(254))
     display_name: Mapped[str] = mapped_column(String(100))
     is_admin: Mapped[bool] = mapped_column(default=False)
-    invited_by: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="SET NULL"))
+    invited_by: Mapped[int | None] = mapped_column(RandomId, ForeignKey("officer.id", ondelete="SET NULL"))
     #: The officer a reset link is for; a link without one only ever makes a new officer.
-    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="CASCADE"))
+    officer_id: Mapped[int | None] = mapped_column(RandomId, ForeignKey("officer.id", ondelete="CASCADE"))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
     def __repr__(self) -> str:
@@ -392,8 +400,8 @@ class Setting(Base):
 report_label = Table(
     "report_label",
     Base.metadata,
-    Column("report_id", ForeignKey("report.id", ondelete="CASCADE"), primary_key=True),
-    Column("label_id", ForeignKey("label.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column("report_id", RandomId, ForeignKey("report.id", ondelete="CASCADE"), primary_key=True),
+    Column("label_id", RandomId, ForeignKey("label.id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
 
@@ -402,7 +410,7 @@ class Label(Base):
 
     __tablename__ = "label"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     name: Mapped[str] = mapped_column(String(40), unique=True)
 
     def __repr__(self) -> str:
@@ -417,7 +425,7 @@ class ClosedCaseFigures(Base):
 
     __tablename__ = "closed_case_figures"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     received_month: Mapped[str] = mapped_column(String(7), index=True)  # YYYY-MM
     officer_category: Mapped[str | None] = mapped_column(String(60))
     outcome: Mapped[str | None] = mapped_column(String(30))
@@ -435,8 +443,12 @@ class ClosedCaseFigures(Base):
 closed_case_reader = Table(
     "closed_case_reader",
     Base.metadata,
-    Column("figures_id", ForeignKey("closed_case_figures.id", ondelete="CASCADE"), primary_key=True),
-    Column("officer_id", ForeignKey("officer.id", ondelete="CASCADE"), primary_key=True, index=True),
+    Column(
+        "figures_id", RandomId, ForeignKey("closed_case_figures.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column(
+        "officer_id", RandomId, ForeignKey("officer.id", ondelete="CASCADE"), primary_key=True, index=True
+    ),
 )
 
 
@@ -445,11 +457,13 @@ class ServerSession(Base):
 
     __tablename__ = "server_session"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     #: SHA-256 of the session id that travels in the cookie.
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     kind: Mapped[SessionKind | None] = mapped_column(_enum(SessionKind, "session_kind"))
-    officer_id: Mapped[int | None] = mapped_column(ForeignKey("officer.id", ondelete="CASCADE"), index=True)
+    officer_id: Mapped[int | None] = mapped_column(
+        RandomId, ForeignKey("officer.id", ondelete="CASCADE"), index=True
+    )
     #: When the row may be swept; a reporter's is coarse (see services.sessions).
     expires_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
     data_sealed: Mapped[bytes] = mapped_column(LargeBinary)
@@ -463,7 +477,7 @@ class SetupToken(Base):
 
     __tablename__ = "setup_token"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
 
@@ -483,9 +497,11 @@ class CaseNotice(Base):
     __tablename__ = "case_notice"
     __table_args__ = (UniqueConstraint("officer_id", "report_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    officer_id: Mapped[int] = mapped_column(ForeignKey("officer.id", ondelete="CASCADE"), index=True)
-    report_id: Mapped[int] = mapped_column(ForeignKey("report.id", ondelete="CASCADE"), index=True)
+    id: Mapped[int] = mapped_column(RandomId, primary_key=True, default=random_id)
+    officer_id: Mapped[int] = mapped_column(
+        RandomId, ForeignKey("officer.id", ondelete="CASCADE"), index=True
+    )
+    report_id: Mapped[int] = mapped_column(RandomId, ForeignKey("report.id", ondelete="CASCADE"), index=True)
     #: The officer was told the case is new.
     told_new: Mapped[bool] = mapped_column(default=False, server_default="0")
     #: How many things the reporter had sent (messages and files) when the officer was last told.

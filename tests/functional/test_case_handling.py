@@ -85,24 +85,23 @@ def day(value: dt.date) -> str:
     return f"{value.day} {value.strftime('%b %Y')}"
 
 
-def newest_report(app: Flask) -> str:
-    """The public id of the report submitted last (the reporter is never shown it)."""
-    rt = runtime_of(app)
-    with rt.session_factory() as db:
-        public_id = db.scalar(select(Report.public_id).order_by(Report.id.desc()).limit(1))
-    assert public_id
-    return public_id
+def report_ids(app: Flask) -> set[str]:
+    """The public ids of every report (the reporter is never shown one)."""
+    with runtime_of(app).session_factory() as db:
+        return set(db.scalars(select(Report.public_id)))
 
 
 def report_submitted(app: Flask, days_ago: int = 0, **fields: object) -> tuple[str, str]:
     """Submit a report as a reporter would, ``days_ago`` days back; its id and receipt."""
+    before = report_ids(app)
     if days_ago:
         set_clock(app, -dt.timedelta(days=days_ago))
     try:
         receipt = submit_report(app.test_client(), **{"what_happened": WHAT_HAPPENED, **fields})
     finally:
         set_clock(app, dt.timedelta(0))
-    return newest_report(app), receipt
+    (new,) = report_ids(app) - before
+    return new, receipt
 
 
 def case_path(report_id: str, action: str = "") -> str:

@@ -380,6 +380,7 @@ def test_odd_cursors_give_the_first_page_not_an_error(five_reports):
         "0.2026-02-30.1",
         "0.0000-01-01.1",
         "0.2026-01-01.99999999999999999999",
+        "0.2026-01-01.9999999999999999999",  # 19 digits, past the largest key
     ]
     nowhere = ["99.2026-01-01.1"]  # a group no sort has
     for direction in ("after", "before"):

@@ -959,6 +959,8 @@ def assert_shown_exactly(page: str, shown: str, value: str) -> None:
 @given(what=required, when=written, result=written, reply=required, answer=required)
 def test_what_is_written_reaches_the_other_side_exactly(world, what, when, result, reply, answer):
     reporter = world.app.test_client()
+    with runtime_of(world.app).session_factory() as db:
+        before = set(db.scalars(select(Report.public_id)))
     receipt = submit_report_with_files(
         reporter, what_happened=what, when_where=when, raised_before_result=result, attachments=[]
     )
@@ -966,7 +968,7 @@ def test_what_is_written_reaches_the_other_side_exactly(world, what, when, resul
     assert post_multipart(reporter, "/follow-up/case", {"body": reply, "attachments": []}).status_code == 303
     officer = signed_in(world, "officer")[0]
     with runtime_of(world.app).session_factory() as db:
-        report_id = db.scalar(select(Report.public_id).order_by(Report.id.desc()).limit(1))
+        (report_id,) = set(db.scalars(select(Report.public_id))) - before
     page_url = f"/officer/reports/{report_id}"
 
     page = officer.get(page_url).get_data(as_text=True)

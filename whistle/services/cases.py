@@ -379,7 +379,7 @@ _ORDERS: dict[Sort, tuple[_Group, ...]] = {
     ),
 }
 
-_CURSOR = re.compile(r"(\d{1,2})\.(\d{4}-\d{2}-\d{2})\.(\d{1,18})")
+_CURSOR = re.compile(r"(\d{1,2})\.(\d{4}-\d{2}-\d{2})\.(\d{1,19})")
 
 
 @dataclass(frozen=True)
@@ -400,9 +400,10 @@ class Cursor:
         if match is None:
             return None
         try:
-            return cls(int(match[1]), dt.date.fromisoformat(match[2]), int(match[3]))
+            cursor = cls(int(match[1]), dt.date.fromisoformat(match[2]), int(match[3]))
         except ValueError:
             return None
+        return cursor if cursor.id < 2**63 else None
 
 
 class Direction(enum.StrEnum):
@@ -863,7 +864,9 @@ def _change_status(
     if status is not ReportStatus.NEW and report.acknowledged_on is None:
         report.acknowledged_on = today
     refresh_clocks(report, policy)
-    report.history.append(StatusChange(status=status, changed_on=today, officer_id=officer.id))
+    report.history.append(
+        StatusChange(status=status, changed_on=today, officer_id=officer.id, seq=len(report.history))
+    )
 
 
 def set_status(

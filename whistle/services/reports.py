@@ -215,7 +215,7 @@ def submit_report(
             )
     sealed = attachments.seal_uploads(store, report, dek, uploads, Author.REPORTER, policy, today)
     report.attachments.extend(sealed)
-    report.history.append(StatusChange(status=ReportStatus.NEW, changed_on=today))
+    report.history.append(StatusChange(status=ReportStatus.NEW, changed_on=today, seq=0))
     refresh_clocks(report, policy)
     db.add(report)
     db.flush()
@@ -347,8 +347,27 @@ def add_message(
             officer=officer,
             sent_on=today,
             body_sealed=crypto.seal(dek, body.encode(), message_context(report.public_id, message_id)),
+            position_sealed=seal_position(dek, report.public_id, message_id, len(report.messages)),
         )
     )
+
+
+def _position_context(report_public_id: str, message_id: str) -> bytes:
+    return message_context(report_public_id, message_id) + b"/position"
+
+
+def seal_position(dek: bytes, report_public_id: str, message_id: str, position: int) -> bytes:
+    """A message's place in its conversation (0 for the first), sealed under the report's key."""
+    return crypto.seal(dek, str(position).encode(), _position_context(report_public_id, message_id))
+
+
+def _place(report: Report, dek: bytes, message: Message) -> tuple[int, int]:
+    """Where a message stands in its conversation: earlier messages without a sealed position
+    (their keys were given in order then) first, by key; then every other by its position."""
+    if message.position_sealed is None:
+        return (0, message.id)
+    context = _position_context(report.public_id, message.public_id)
+    return (1, int(crypto.open_sealed(dek, message.position_sealed, context)))
 
 
 def thread(report: Report, dek: bytes, *, officer_names: bool) -> list[ThreadMessage]:
@@ -361,5 +380,5 @@ def thread(report: Report, dek: bytes, *, officer_names: bool) -> list[ThreadMes
                 dek, message.body_sealed, message_context(report.public_id, message.public_id)
             ).decode(),
         )
-        for message in report.messages
+        for message in sorted(report.messages, key=lambda message: _place(report, dek, message))
     ]

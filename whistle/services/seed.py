@@ -72,6 +72,7 @@ from whistle.services.reports import (
     answers_context,
     deadlines,
     message_context,
+    seal_position,
     summary_context,
 )
 
@@ -138,7 +139,9 @@ def make_plan(db: Session, keyring: Keyring, policy: Policy, today: dt.date) -> 
     check_seedable(db)
     officers = tuple(
         OfficerKey(officer.id, officer.public_id, officer.public_key)
-        for officer in db.scalars(select(Officer).where(Officer.is_active).order_by(Officer.id))
+        for officer in db.scalars(
+            select(Officer).where(Officer.is_active).order_by(Officer.created_at, Officer.email)
+        )
     )
     if not officers:
         raise NobodyToRead("add an officer first: seeded cases are wrapped for the active officers")
@@ -426,9 +429,12 @@ def _make_case(plan: SeedPlan, rng: random.Random, profile: str) -> SeededCase:
             }
             for officer in readers
         )
-    case.history.append({"status": ReportStatus.NEW, "changed_on": life.received, "officer_id": None})
+    case.history.append(
+        {"status": ReportStatus.NEW, "changed_on": life.received, "officer_id": None, "seq": 0}
+    )
     case.history.extend(
-        {"status": status, "changed_on": day, "officer_id": lead.id} for status, day in life.steps
+        {"status": status, "changed_on": day, "officer_id": lead.id, "seq": seq}
+        for seq, (status, day) in enumerate(life.steps, start=1)
     )
     if life.acknowledged is not None:
         _add_dialogue(case, rng, dek, internal, lead, life)
@@ -447,6 +453,7 @@ def _message(
             "officer_id": officer.id if officer else None,
             "sent_on": day,
             "body_sealed": crypto.seal(dek, body.encode(), message_context(public_id, message_id)),
+            "position_sealed": seal_position(dek, public_id, message_id, len(case.messages)),
         }
     )
 

@@ -1,0 +1,96 @@
+"""A copy of the database cannot order what a reporter wrote against what officers did.
+
+The insider holds the database and the audit log, whose officer entries are exact.
+If keys increased, an officer reply, a reporter's reply and another officer reply
+would place the reporter's reply between two audited instants. Here the
+conversation alternates and the test reads the rows as that insider would.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select, text
+
+from tests.conftest import follow_up, form_post, login, reports_listed, runtime_of, submit_report
+from tests.security.helpers import post_multipart
+from whistle.db import Base
+from whistle.models import Message, StatusChange
+
+TURNS = 8
+
+
+def _message_ids(app) -> set[int]:
+    with runtime_of(app).session_factory() as db:
+        return set(db.scalars(select(Message.id)))
+
+
+def _conversation(app, client, alice) -> tuple[list[int], str]:
+    """An alternating conversation; the message keys in the order they were written, and the case."""
+    receipt = submit_report(client)
+    officer = app.test_client()
+    assert login(officer, alice).status_code == 303
+    (case,) = reports_listed(officer)
+    assert follow_up(client, receipt).status_code == 303
+    written: list[int] = []
+    for turn in range(TURNS):
+        before = _message_ids(app)
+        page = f"/officer/reports/{case}"
+        assert (
+            form_post(officer, page, {"body": f"Officer turn {turn}"}, action=f"{page}/messages").status_code
+            == 303
+        )
+        (new,) = _message_ids(app) - before
+        written.append(new)
+        before = _message_ids(app)
+        sent = post_multipart(client, "/follow-up/case", {"body": f"Reporter turn {turn}", "attachments": []})
+        assert sent.status_code == 303
+        (new,) = _message_ids(app) - before
+        written.append(new)
+    return written, case
+
+
+def test_message_keys_do_not_follow_the_order_they_were_written_in(app, client, alice):
+    written, case = _conversation(app, client, alice)
+    # Sixteen keys in writing order: sorted either way only by a chance of 2 in 16!.
+    assert written != sorted(written) and written != sorted(written, reverse=True)
+    # The conversation still reads in order, on both sides.
+    officer = app.test_client()
+    login(officer, alice)
+    for page in (officer.get(f"/officer/reports/{case}"), client.get("/follow-up/case")):
+        html = page.get_data(as_text=True)
+        places = [
+            html.index(f"{who} turn {turn}") for turn in range(TURNS) for who in ("Officer", "Reporter")
+        ]
+        assert places == sorted(places)
+
+
+def test_a_case_history_keeps_its_order_without_ordered_keys(app, client, alice):
+    submit_report(client)
+    officer = app.test_client()
+    login(officer, alice)
+    (case,) = reports_listed(officer)
+    page = f"/officer/reports/{case}"
+    for status in ("acknowledged", "assessing", "investigating", "assessing"):
+        assert form_post(officer, page, {"status": status}, action=f"{page}/status").status_code == 303
+    with runtime_of(app).session_factory() as db:
+        steps = db.scalars(select(StatusChange).order_by(StatusChange.seq)).all()
+    assert [s.status.value for s in steps] == [
+        "new",
+        "acknowledged",
+        "assessing",
+        "investigating",
+        "assessing",
+    ]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sqlite_keeps_no_hidden_row_number_beside_the_key(app, client, alice):
+    """SQLite numbers rows in a hidden rowid unless the key is that rowid: every key must be."""
+    _conversation(app, client, alice)
+    with runtime_of(app).engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            if "id" not in table.columns or table.name in ("audit_event", "audit_head"):
+                continue
+            query = f'SELECT count(*) FROM "{table.name}" WHERE rowid != id'  # noqa: S608 - our own tables
+            stray = connection.execute(text(query)).scalar()
+            assert stray == 0, table.name
