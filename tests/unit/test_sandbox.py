@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import io
 import time
+import zipfile
 
 from PIL import Image
 
 from tests.hostile import MIB, docx_with_changes
-from tests.unit.test_metadata import docx, photo_with_exif
-from whistle.services import metadata
-from whistle.services.metadata import CleanStatus, Outcome
-from whistle.services.sandbox import MAX_GROWTH, Bounds, Sandbox
+from tests.unit.test_cleaning import docx, photo_with_exif
+from whistle.services import cleaning
+from whistle.services.cleaning import CleanStatus, Outcome
+from whistle.services.cleaning.sandbox import MAX_GROWTH, Bounds, Sandbox
 
 
 def test_a_photo_and_a_document_come_out_of_the_child_as_they_would_here() -> None:
     sandbox = Sandbox()
     for data, kind in ((photo_with_exif(), "jpeg"), (docx(), "zip")):
-        here = metadata.clean_bytes(data, kind, MIB)
+        here = cleaning.clean_bytes(data, kind, MIB)
 
         there = sandbox.clean_bytes(data, kind, MIB)
 
@@ -27,7 +28,7 @@ def test_a_photo_and_a_document_come_out_of_the_child_as_they_would_here() -> No
 
 def test_an_unknown_zip_comes_back_as_a_file_to_keep() -> None:
     plain_zip = io.BytesIO()
-    with metadata.zipfile.ZipFile(plain_zip, "w") as archive:
+    with zipfile.ZipFile(plain_zip, "w") as archive:
         archive.writestr("notes.txt", "hello")
 
     outcome = Sandbox().clean_bytes(plain_zip.getvalue(), "zip", MIB)
@@ -71,7 +72,7 @@ def test_a_cleaned_copy_far_larger_than_the_file_is_refused() -> None:
     noise = io.BytesIO()
     Image.effect_noise((600, 600), 200).convert("RGB").save(noise, "JPEG", quality=1)
     data = noise.getvalue()
-    assert len(metadata.clean_bytes(data, "jpeg", len(data)).cleaned or b"") > MAX_GROWTH * len(data) + 1024
+    assert len(cleaning.clean_bytes(data, "jpeg", len(data)).cleaned or b"") > MAX_GROWTH * len(data) + 1024
 
     outcome = Sandbox().clean_bytes(data, "jpeg", len(data))
 

@@ -10,10 +10,10 @@ from typing import IO
 
 from whistle import crypto
 from whistle.models import Attachment, Author, Report
+from whistle.services.cleaning import CleanStatus, clean
+from whistle.services.cleaning.sandbox import clean_bytes_in_child
 from whistle.services.context import Policy
 from whistle.services.errors import AttachmentNotFound, UploadRejected
-from whistle.services.metadata import CleanStatus, clean
-from whistle.services.sandbox import clean_bytes_in_child
 from whistle.storage import SealedStore
 
 MAX_NAME_CHARS = 200
@@ -50,7 +50,7 @@ class AttachmentInfo:
     size: int
     author: Author
     uploaded_on: dt.date
-    #: What happened to the file's hidden details (a metadata.CleanStatus value).
+    #: What happened to the file's hidden details (a cleaning.CleanStatus value).
     cleaning: str = ""
 
     @property

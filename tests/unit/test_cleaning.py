@@ -27,8 +27,8 @@ from pypdf.generic import (
 )
 
 from tests.hostile import MIB, docx_nested, docx_with_zeros
-from whistle.services import metadata
-from whistle.services.metadata import Cleaned, CleanStatus
+from whistle.services import cleaning
+from whistle.services.cleaning import Cleaned, CleanStatus
 
 
 class ReadOnce:
@@ -53,7 +53,7 @@ def read_all(stream: IO[bytes], piece: int = 4096) -> bytes:
 
 
 def clean(data: bytes, **options: Any) -> tuple[Cleaned, bytes]:
-    result = metadata.clean(cast(IO[bytes], ReadOnce(data)), **options)
+    result = cleaning.clean(cast(IO[bytes], ReadOnce(data)), **options)
     return result, read_all(result.stream)
 
 
@@ -639,10 +639,10 @@ def test_a_package_that_inflates_a_hundred_times_its_size_is_refused_whatever_th
     bomb = docx_with_zeros("word/media/zeros.bin", 64)
     upload = ReadOnce(bomb)
 
-    result = metadata.clean(cast(IO[bytes], upload), max_bytes=1024 * MIB)
+    result = cleaning.clean(cast(IO[bytes], upload), max_bytes=1024 * MIB)
 
     assert result.status == CleanStatus.OVER_BOUNDS
-    assert metadata.ZIP_RATIO * len(bomb) < 64 * MIB
+    assert cleaning.ZIP_RATIO * len(bomb) < 64 * MIB
     assert read_all(result.stream) == bomb
 
 
@@ -659,7 +659,7 @@ def test_a_stored_entry_is_compressed_again_so_the_copy_is_about_the_size_sent(n
 
 
 def test_a_package_with_too_many_entries_is_refused() -> None:
-    names = [f"word/media/{index}.bin" for index in range(metadata.MAX_ZIP_ENTRIES)]
+    names = [f"word/media/{index}.bin" for index in range(cleaning.MAX_ZIP_ENTRIES)]
     crowded = package(("[Content_Types].xml", CONTENT_TYPES), *((name, b"") for name in names))
 
     assert_stored_as_is(crowded, CleanStatus.OVER_BOUNDS, "docx")
@@ -686,16 +686,16 @@ def test_an_xml_part_over_the_limit_is_refused() -> None:
 
 
 def test_xml_nested_as_deep_as_the_bound_is_cleaned_and_deeper_is_refused() -> None:
-    at_bound = docx_nested(metadata.MAX_XML_DEPTH - 2)  # under the document and the change
+    at_bound = docx_nested(cleaning.MAX_XML_DEPTH - 2)  # under the document and the change
 
     result, _ = clean(at_bound)
 
     assert result.status == CleanStatus.CLEANED
-    assert_stored_as_is(docx_nested(metadata.MAX_XML_DEPTH - 1), CleanStatus.OVER_BOUNDS, "docx")
+    assert_stored_as_is(docx_nested(cleaning.MAX_XML_DEPTH - 1), CleanStatus.OVER_BOUNDS, "docx")
 
 
 def test_nesting_inside_a_removed_element_counts_too() -> None:
-    nested = "<dc:title>" + "<x>" * metadata.MAX_XML_DEPTH + "</x>" * metadata.MAX_XML_DEPTH + "</dc:title>"
+    nested = "<dc:title>" + "<x>" * cleaning.MAX_XML_DEPTH + "</x>" * cleaning.MAX_XML_DEPTH + "</dc:title>"
     core = CORE.replace("<dc:title>MARKER-TITLE</dc:title>", nested)
 
     deep = package(
@@ -709,7 +709,7 @@ def test_nesting_inside_a_removed_element_counts_too() -> None:
 
 def test_four_million_nested_elements_padded_to_pass_the_ratio_are_refused() -> None:
     bomb = docx_nested(4_000_000, padding=400_000)
-    assert metadata.ZIP_RATIO * len(bomb) > 28_000_000
+    assert cleaning.ZIP_RATIO * len(bomb) > 28_000_000
 
     assert_stored_as_is(bomb, CleanStatus.OVER_BOUNDS, "docx")
 
@@ -832,7 +832,7 @@ def test_another_opendocument_type_is_not_cleaned() -> None:
 def test_keep_original_returns_the_stream_untouched() -> None:
     upload = ReadOnce(photo_with_exif())
 
-    result = metadata.clean(cast(IO[bytes], upload), keep_original=True)
+    result = cleaning.clean(cast(IO[bytes], upload), keep_original=True)
 
     assert (result.status, result.kind) == (CleanStatus.KEPT, "")
     assert upload.position == 0
@@ -858,7 +858,7 @@ def test_a_file_over_the_limit_comes_back_whole_and_only_the_prefix_was_read(mak
     data = make()
     upload = ReadOnce(data)
 
-    result = metadata.clean(cast(IO[bytes], upload), max_bytes=100)
+    result = cleaning.clean(cast(IO[bytes], upload), max_bytes=100)
 
     assert (result.status, result.kind) == (CleanStatus.TOO_LARGE, kind)
     assert upload.position == 101
@@ -889,7 +889,7 @@ def test_a_file_exactly_at_the_limit_is_cleaned() -> None:
     ],
 )
 def test_no_warning_for_a_type_that_is_cleaned(filename: str) -> None:
-    assert metadata.warning_for(filename) is None
+    assert cleaning.warning_for(filename) is None
 
 
 @pytest.mark.parametrize(
@@ -906,7 +906,7 @@ def test_no_warning_for_a_type_that_is_cleaned(filename: str) -> None:
     ],
 )
 def test_a_warning_for_a_type_that_is_not_cleaned(filename: str, words: str) -> None:
-    warning = metadata.warning_for(filename)
+    warning = cleaning.warning_for(filename)
 
     assert warning is not None
     assert words in warning
@@ -918,7 +918,7 @@ def test_a_file_no_cleaner_reads_is_passed_on_without_being_held_in_memory() -> 
     data = b"\x00\x00\x00\x18ftypmp42" + bytes(50_000)
     upload = ReadOnce(data)
 
-    result = metadata.clean(cast(IO[bytes], upload), max_bytes=40_000)
+    result = cleaning.clean(cast(IO[bytes], upload), max_bytes=40_000)
 
     assert (result.status, result.kind) == (CleanStatus.UNSUPPORTED, "")
     assert upload.position == 1024

@@ -1,7 +1,7 @@
 """Cleaning uploads in a child process whose memory and CPU time are bounded.
 
 The cleaners parse hostile files with libraries (Pillow, pypdf, zipfile,
-expat), and metadata.py bounds what it can see coming: pixels, nesting, what
+expat), and the cleaners bound what they can see coming: pixels, nesting, what
 a package inflates to. What no check foresees, the operating system bounds:
 each file is cleaned in a child process of its own that may use so much
 address space and so many seconds of CPU time, at a lower priority than the
@@ -34,7 +34,7 @@ import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from whistle.services.metadata import CleanStatus, Outcome, clean_bytes, public_kind
+from whistle.services.cleaning import CleanStatus, Outcome, clean_bytes, public_kind
 
 __all__ = ["MAX_GROWTH", "Bounds", "Sandbox", "clean_bytes_in_child"]
 
@@ -42,7 +42,7 @@ _MIB = 1024 * 1024
 #: Children are forked from a small server process that has imported the cleaners once (so
 #: that a child starts in milliseconds) and that holds nothing of the server's.
 _CONTEXT = multiprocessing.get_context("forkserver")
-_CONTEXT.set_forkserver_preload(["__main__", "whistle.services.metadata"])
+_CONTEXT.set_forkserver_preload(["__main__", "whistle.services.cleaning"])
 #: The cleaned copy may be this many times the cleaning limit (a JPEG encoded again at quality
 #: 95 grows; a PNG or an Office package hardly does); a longer reply is refused unread.
 MAX_GROWTH = 4
@@ -54,7 +54,7 @@ class Bounds:
     """What cleaning one file may take."""
 
     #: Address space of the child (RLIMIT_AS). The child starts at about 90 MiB; a
-    #: 48-megapixel photo (the most metadata.MAX_PIXELS lets through) takes about 450 MiB more.
+    #: 48-megapixel photo (the most MAX_PIXELS lets through) takes about 450 MiB more.
     memory_bytes: int = 1024 * _MIB
     #: CPU time of the child (RLIMIT_CPU). A photo takes well under a second; XML is
     #: rewritten at a few megabytes a second, so a document whose text is tens of
@@ -74,7 +74,7 @@ class Sandbox:
         self._slots = threading.BoundedSemaphore(slots)
 
     def clean_bytes(self, data: bytes, kind: str, max_bytes: int) -> Outcome:
-        """`metadata.clean_bytes` in a child process: a metadata.Cleaner."""
+        """`clean_bytes` in a child process: a Cleaner."""
         with self._slots:
             return _clean_in_child(data, kind, max_bytes, self.bounds)
 
@@ -125,5 +125,5 @@ _sandbox = Sandbox()
 
 
 def clean_bytes_in_child(data: bytes, kind: str, max_bytes: int) -> Outcome:
-    """`metadata.clean_bytes` in a bounded child process (the process's sandbox)."""
+    """`clean_bytes` in a bounded child process (the process's sandbox)."""
     return _sandbox.clean_bytes(data, kind, max_bytes)
