@@ -177,7 +177,7 @@ def _visit(
     results.put((latencies, statuses, time.process_time() - cpu))
 
 
-def _landing(setup: Setup, phase: Phase, seconds: float) -> None:
+def measure_landing(setup: Setup, phase: Phase, seconds: float) -> None:
     """Run the visitor's process for ``seconds`` and record what it saw."""
     context = multiprocessing.get_context("spawn")
     results: Queue[tuple[list[float], list[int | str], float]] = context.Queue()
@@ -235,7 +235,7 @@ def run_phase(setup: Setup, name: str, seconds: float, loaded: bool) -> Phase:
     started = time.perf_counter()
     for thread in threads:
         thread.start()
-    _landing(setup, phase, seconds)  # the visitor's whole time falls within the attack
+    measure_landing(setup, phase, seconds)  # the visitor's whole time falls within the attack
     stop.set()
     for thread in threads:
         thread.join(timeout=60)
