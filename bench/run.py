@@ -24,6 +24,7 @@ from bench.common import OUT, log
 #: Benchmark names and their modules, in the order they run.
 BENCHMARKS = {
     "attachments": "bench.attachments",
+    "cleaning": "bench.cleaning",
     "flood": "bench.flood",
     "list": "bench.case_list",
     "load": "bench.load",

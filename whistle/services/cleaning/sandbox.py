@@ -11,16 +11,18 @@ every file that cannot be cleaned.
 
 The plaintext stays in memory and in a pipe (a socket pair): the child is
 forked from multiprocessing's fork server, which holds none of the
-server's files, connections or keys; it may write no file (RLIMIT_FSIZE)
+server's open files, connections or keys; it may write no file (RLIMIT_FSIZE)
 and leaves no core dump (RLIMIT_CORE). Its reply is plain bytes, never a
 pickle: a child that a hostile file took over can lie about the file, which
 cleaning in this process could not prevent either, but cannot run code here.
 
-What it costs: a child is forked in a few milliseconds, and starting it and
-handing the file over and back adds about 13 ms of CPU time to a file (a
-640x480 photo: 16 ms in a child, 3 ms here). The first file a process cleans
-also starts the fork server, about half a second. At most two files are
-cleaned at once in a process, so plan for twice `Bounds.memory_bytes` a worker.
+What it costs (bench/RESULTS.md, "Cleaning uploads"): under gunicorn, 10 to
+50 ms of CPU time a file more than cleaning in the worker would take, partly
+because each child runs the imports of the server's main script again (Python
+3.11's fork server does not preload it, whatever its preload list says). The
+first file a process cleans also starts the fork server, about half a second.
+At most two files are cleaned at once in a process, so plan for twice
+`Bounds.memory_bytes` a worker.
 
 Linux and other Unix systems only (the ``resource`` module).
 """
@@ -40,7 +42,8 @@ __all__ = ["MAX_GROWTH", "Bounds", "Sandbox", "clean_bytes_in_child"]
 
 _MIB = 1024 * 1024
 #: Children are forked from a small server process that has imported the cleaners once (so
-#: that a child starts in milliseconds) and that holds nothing of the server's.
+#: that a child starts in milliseconds) and that holds nothing of the server's. "__main__" is
+#: multiprocessing's own default, kept for the versions of Python that honour it.
 _CONTEXT = multiprocessing.get_context("forkserver")
 _CONTEXT.set_forkserver_preload(["__main__", "whistle.services.cleaning"])
 #: The cleaned copy may be this many times the cleaning limit (a JPEG encoded again at quality
