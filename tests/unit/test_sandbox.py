@@ -5,25 +5,53 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+from collections.abc import Callable
+from typing import Any
 
+import pytest
 from PIL import Image
 
 from tests.hostile import MIB, docx_with_changes
-from tests.unit.test_cleaning import docx, photo_with_exif
+from tests.unit.test_cleaning import docx, encode, odf, pdf_with_metadata, photo_with_exif, two_colours
 from whistle.services import cleaning
 from whistle.services.cleaning import CleanStatus, Outcome
 from whistle.services.cleaning.sandbox import MAX_GROWTH, Bounds, Sandbox
 
 
-def test_a_photo_and_a_document_come_out_of_the_child_as_they_would_here() -> None:
-    sandbox = Sandbox()
-    for data, kind in ((photo_with_exif(), "jpeg"), (docx(), "zip")):
-        here = cleaning.clean_bytes(data, kind, MIB)
+def with_exif(image_format: str, **options: Any) -> bytes:
+    exif = Image.Exif()
+    exif[0x013B] = "MARKER-ARTIST"
+    return encode(two_colours(), image_format, exif=exif, **options)
 
-        there = sandbox.clean_bytes(data, kind, MIB)
 
-        assert there == here
-        assert there.status == CleanStatus.CLEANED
+@pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (photo_with_exif, "jpeg"),
+        (lambda: with_exif("PNG"), "png"),
+        (lambda: with_exif("WEBP", quality=95), "webp"),
+        (lambda: with_exif("TIFF", compression="tiff_lzw"), "tiff"),
+        (lambda: encode(two_colours().convert("P"), "GIF", comment=b"MARKER-GIF"), "gif"),
+        (docx, "zip"),
+        (lambda: odf("application/vnd.oasis.opendocument.text"), "zip"),
+    ],
+    ids=["jpeg", "png", "webp", "tiff", "gif", "docx", "odt"],
+)
+def test_every_kind_comes_out_of_the_child_as_it_would_here(make: Callable[[], bytes], kind: str) -> None:
+    data = make()
+    here = cleaning.clean_bytes(data, kind, MIB)
+
+    there = Sandbox().clean_bytes(data, kind, MIB)
+
+    assert there == here
+    assert there.status == CleanStatus.CLEANED
+
+
+def test_a_pdf_is_cleaned_in_the_child_too() -> None:
+    outcome = Sandbox().clean_bytes(pdf_with_metadata(), "pdf", MIB)
+
+    assert outcome.status == CleanStatus.CLEANED
+    assert b"MARKER" not in (outcome.cleaned or b"MARKER")
 
 
 def test_an_unknown_zip_comes_back_as_a_file_to_keep() -> None:
