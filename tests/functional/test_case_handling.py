@@ -452,6 +452,7 @@ def caseload(app, alice, bob) -> dict[str, str]:
     mine, _ = report_submitted(app, days_ago=1)
     closed, _ = report_submitted(app, days_ago=60)
     officer = officer_client(app, alice)
+    post_on_case(officer, urgent, "priority", {"priority": "urgent"})
     post_on_case(officer, mine, "status", {"status": "acknowledged"})
     post_on_case(officer, mine, "assignee", {"assignee": alice.public_id})
     post_on_case(officer, closed, "close", {"outcome": "withdrawn", "summary": "Withdrawn."})
@@ -698,3 +699,16 @@ def test_an_excluded_officer_sees_no_count_no_row_and_no_case_route(app, alice):
     assert "Closed by Carol." not in text
     assert "Urgent" in text
     assert "Received, waiting to be looked at" in reporter_text(app, receipt)
+
+
+def test_immediate_risk_puts_nothing_in_clear_and_the_reader_is_asked_to_mark_it_urgent(app, alice):
+    report_id, _receipt = report_submitted(app, immediate_risk="yes", emergency_seen="y")
+    with runtime_of(app).session_factory() as db:
+        assert db.scalar(select(Report.priority).where(Report.public_id == report_id)).value == "normal"
+    officer = officer_client(app, alice)
+    page = case_text(officer, report_id)
+    assert "may be at immediate risk" in page and "Mark this case urgent" in page
+    assert post_on_case(officer, report_id, "priority", {"priority": "urgent"}).status_code == 303
+    assert "Mark this case urgent" not in case_text(officer, report_id)
+    listed = officer.get("/officer/?view=urgent").get_data(as_text=True)
+    assert report_id in listed

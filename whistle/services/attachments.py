@@ -193,6 +193,13 @@ def describe(report: Report, dek: bytes, attachment: Attachment) -> AttachmentIn
     )
 
 
+def describe_all(report: Report, dek: bytes) -> list[AttachmentInfo]:
+    """A report's files by day, and by name within a day: their keys are random, and nothing in
+    clear says which of one day's files came first."""
+    described = (describe(report, dek, attachment) for attachment in report.attachments)
+    return sorted(described, key=lambda info: (info.uploaded_on, info.filename.casefold(), info.public_id))
+
+
 def find(report: Report, attachment_public_id: str) -> Attachment:
     for attachment in report.attachments:
         if attachment.public_id == attachment_public_id:

@@ -793,7 +793,7 @@ def open_case(db: Session, actor: Actor, public_id: str, policy: Policy, at: Mom
         answers=answers,
         excluded_names=sorted(o.display_name for o in officers if o.public_id in excluded),
         messages=thread(report, dek, officer_names=True),
-        attachments=[attachments.describe(report, dek, a) for a in report.attachments],
+        attachments=attachments.describe_all(report, dek),
         notes=[
             NoteView(
                 author=note.officer.display_name if note.officer else None,

@@ -192,7 +192,9 @@ def submit_report(
         status=ReportStatus.NEW,
         status_changed_on=today,
         # A report that says someone may be at immediate risk arrives as urgent.
-        priority=Priority.URGENT if answers.immediate_risk == "yes" else Priority.NORMAL,
+        # Never from the sealed answers: a priority in clear would tell a copy of the database
+        # what the reporter said about immediate risk. The officer who reads it is asked to set it.
+        priority=Priority.NORMAL,
         answers_sealed=crypto.seal(dek, json.dumps(asdict(answers)).encode(), answers_context(public_id)),
     )
     for purpose, key in ((KeyPurpose.DATA, dek), (KeyPurpose.INTERNAL, internal_key)):
@@ -284,7 +286,7 @@ def reporter_case(db: Session, public_id: str, dek: bytes, policy: Policy) -> Re
         read_on=report.first_read_on,
         deadlines=deadlines(report.received_on, report.acknowledged_on, policy),
         messages=thread(report, dek, officer_names=False),
-        attachments=[attachments.describe(report, dek, a) for a in report.attachments],
+        attachments=attachments.describe_all(report, dek),
         files_left=attachments.files_left(policy, len(report.attachments)),
         history=[(STATUS_FOR_REPORTER[change.status], change.changed_on) for change in report.history],
         outcome_text=OUTCOME_FOR_REPORTER[report.outcome] if report.outcome and report.summary_shared else "",
