@@ -9,6 +9,7 @@ seeks. No mocks.
 
 from __future__ import annotations
 
+import functools
 import io
 import zipfile
 from typing import IO, Any, cast
@@ -84,6 +85,7 @@ def encode(image: Image.Image, image_format: str, **options: Any) -> bytes:
     return buffer.getvalue()
 
 
+@functools.cache  # a profile made now carries the time, to the second, in its header
 def srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
