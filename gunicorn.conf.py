@@ -37,7 +37,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from whistle.services.context import threads_for
+from whistle.services.turns import threads_for
 
 
 def _cores() -> int:

@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         markdown,
         officer,
         oversight,
+        queues,
         reporter,
         security,
         setup,
@@ -102,7 +103,9 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
         # cookie are the defence against cross-site requests.
         WTF_CSRF_SSL_STRICT=False,
     )
-    configure_derivations(settings.kdf_slots or os.cpu_count() or 2, settings.kdf_wait_seconds)
+    slots = settings.kdf_slots or os.cpu_count() or 2
+    configure_derivations(slots, settings.kdf_wait_seconds)
+    queues.install(app, slots, settings.kdf_wait_seconds)
     engine = make_engine(settings.database_url)
     rt = Runtime.build(settings, engine, make_session_factory(engine))
     app.extensions["whistle"] = rt

@@ -12,7 +12,7 @@ from tests.conftest import REPORT, csrf_token, follow_up, form_post, login, subm
 from whistle import create_app, crypto
 from whistle.config import Settings
 from whistle.models import Report
-from whistle.services import context
+from whistle.services import context, turns
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def every_slot_taken(slots: int = 1):
     """The gate's only slot held, as a long derivation in another thread would hold it."""
     context.configure_derivations(slots=slots, wait_seconds=0.05)
     try:
-        context._gate._enter(context.Work.OFFICER)
+        context._gate.turns.enter(turns.Work.OFFICER)
         yield context._gate
     finally:
         context.configure_derivations(slots=2, wait_seconds=5)
@@ -134,7 +134,7 @@ def test_a_login_that_waits_too_long_for_a_derivation_gets_503_with_retry_after(
         assert response.status_code == 503
         assert response.headers["Retry-After"] == "10"
         assert "busy" in response.get_data(as_text=True)
-        gate._leave()
+        gate.turns.leave()
         assert login(app.test_client(), alice).status_code == 303
 
 
@@ -150,10 +150,27 @@ def test_a_report_that_meets_a_full_queue_is_sent_back_with_everything_typed_kep
         assert "The rota on ward 4 is falsified every week." in page
         with app.extensions["whistle"].session_factory() as db:
             assert db.scalar(select(func.count(Report.id))) == 0
-        gate._leave()
+        gate.turns.leave()
         resent = form_post(client, "/report", typed, content_type="multipart/form-data")
         assert resent.status_code == 200
         assert "receipt" in resent.get_data(as_text=True).lower()
+
+
+def test_while_receipt_checks_wait_their_turn_other_pages_are_served_at_once(app, alice):
+    """A flood of posts to the receipt form waits in its queue (here: the only slot is taken and
+    the wait is short), costing no CPU, while the landing page is answered at once."""
+    receipt = submit_report(app.test_client())
+    app.extensions["whistle.turns"] = turns.FairQueues(slots=1, wait_seconds=0.05)
+    queues = app.extensions["whistle.turns"]
+    queues.enter(turns.Work.REPORT)  # a junk report being sealed
+    try:
+        waited = follow_up(app.test_client(), receipt)
+        assert waited.status_code == 503
+        assert "Nothing was lost" in waited.get_data(as_text=True)
+        assert app.test_client().get("/").status_code == 200
+    finally:
+        queues.leave()
+    assert follow_up(app.test_client(), receipt).status_code == 303
 
 
 @contextmanager

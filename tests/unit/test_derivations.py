@@ -11,7 +11,7 @@ import pytest
 
 from tests.unit.conftest import CHEAP_KDF
 from whistle import crypto
-from whistle.services import context
+from whistle.services import context, turns
 from whistle.services.errors import ServerBusy
 
 
@@ -52,7 +52,7 @@ class Recorder:
 
 
 def start(
-    gate: context.DerivationGate, secret: bytes, kind: context.Work, errors: list[str]
+    gate: context.DerivationGate, secret: bytes, kind: turns.Work, errors: list[str]
 ) -> threading.Thread:
     def run() -> None:
         try:
@@ -88,15 +88,15 @@ def test_a_flood_of_one_kind_is_turned_away_past_its_queue_and_other_kinds_still
     gate = context.DerivationGate(slots=1, wait_seconds=10)
     assert gate.waiting == 2
     errors: list[str] = []
-    threads = [start(gate, b"junk-1", context.Work.REPORT, errors)]
+    threads = [start(gate, b"junk-1", turns.Work.REPORT, errors)]
     try:
         assert recorder.entered.wait(5)
-        threads += [start(gate, f"junk-{n}".encode(), context.Work.REPORT, errors) for n in (2, 3)]
-        wait_until(lambda: gate.queued(context.Work.REPORT) == 2)
+        threads += [start(gate, f"junk-{n}".encode(), turns.Work.REPORT, errors) for n in (2, 3)]
+        wait_until(lambda: gate.queued(turns.Work.REPORT) == 2)
         with pytest.raises(ServerBusy):
-            gate.derive_key(b"junk-4", crypto.new_salt(), CHEAP_KDF, context.Work.REPORT)
-        threads.append(start(gate, b"receipt", context.Work.RECEIPT, errors))
-        wait_until(lambda: gate.queued(context.Work.RECEIPT) == 1)
+            gate.derive_key(b"junk-4", crypto.new_salt(), CHEAP_KDF, turns.Work.REPORT)
+        threads.append(start(gate, b"receipt", turns.Work.RECEIPT, errors))
+        wait_until(lambda: gate.queued(turns.Work.RECEIPT) == 1)
     finally:
         finish(recorder, threads, gate)
     assert errors == []
@@ -108,11 +108,11 @@ def test_slots_are_shared_out_between_kinds_in_turn(monkeypatch: pytest.MonkeyPa
     recorder = Recorder(monkeypatch)
     gate = context.DerivationGate(slots=1, wait_seconds=10)
     errors: list[str] = []
-    threads = [start(gate, b"login-0", context.Work.OFFICER, errors)]
+    threads = [start(gate, b"login-0", turns.Work.OFFICER, errors)]
     try:
         assert recorder.entered.wait(5)
         for n in (1, 2):
-            for kind in (context.Work.REPORT, context.Work.RECEIPT, context.Work.OFFICER):
+            for kind in (turns.Work.REPORT, turns.Work.RECEIPT, turns.Work.OFFICER):
                 threads.append(start(gate, f"{kind.value}-{n}".encode(), kind, errors))
                 wait_until(lambda kind=kind, n=n: gate.queued(kind) == n)
     finally:
@@ -129,18 +129,18 @@ def test_a_request_that_waits_too_long_is_told_the_portal_is_busy(monkeypatch: p
     recorder = Recorder(monkeypatch)
     gate = context.DerivationGate(slots=1, wait_seconds=0.05)
     errors: list[str] = []
-    holder = start(gate, b"first", context.Work.REPORT, errors)
+    holder = start(gate, b"first", turns.Work.REPORT, errors)
     try:
         assert recorder.entered.wait(5)
         with pytest.raises(ServerBusy):
-            gate.derive_key(b"second", crypto.new_salt(), CHEAP_KDF, context.Work.RECEIPT)
-        assert gate.queued(context.Work.RECEIPT) == 0  # it left the queue
+            gate.derive_key(b"second", crypto.new_salt(), CHEAP_KDF, turns.Work.RECEIPT)
+        assert gate.queued(turns.Work.RECEIPT) == 0  # it left the queue
     finally:
         recorder.release.set()
         holder.join(10)
     # The slot is free again once the first derivation is done.
     salt = crypto.new_salt()
-    assert gate.derive_key(b"third", salt, CHEAP_KDF, context.Work.RECEIPT) == recorder.real(
+    assert gate.derive_key(b"third", salt, CHEAP_KDF, turns.Work.RECEIPT) == recorder.real(
         b"third", salt, CHEAP_KDF
     )
     gate.close()
@@ -149,5 +149,5 @@ def test_a_request_that_waits_too_long_is_told_the_portal_is_busy(monkeypatch: p
 @pytest.mark.parametrize("slots", [1, 2, 4, 8])
 def test_a_worker_has_threads_left_for_pages_when_every_queue_is_full(slots: int) -> None:
     gate = context.DerivationGate(slots=slots, wait_seconds=1)
-    held = gate.slots + len(context.Work) * gate.waiting
-    assert context.threads_for(slots) - held == context.PAGE_THREADS
+    held = gate.slots + len(turns.Work) * gate.waiting
+    assert turns.threads_for(slots) - held == turns.PAGE_THREADS

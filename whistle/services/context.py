@@ -6,15 +6,13 @@ import contextlib
 import datetime as dt
 import os
 import threading
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from whistle import crypto
 from whistle.crypto import KdfParams
-from whistle.services.errors import ServerBusy
+from whistle.services.turns import FairQueues, Work
 
 
 @dataclass(frozen=True)
@@ -68,45 +66,14 @@ class Policy:
 DERIVATION_NICENESS = 10
 
 
-class Work(StrEnum):
-    """The kinds of work that need a derivation, each with a queue of its own."""
-
-    #: Sealing a new report's key under its receipt.
-    REPORT = "report"
-    #: Opening a report with its receipt.
-    RECEIPT = "receipt"
-    #: An officer's login, password change, reset or invitation.
-    OFFICER = "officer"
-
-
-def waiting_for(slots: int) -> int:
-    """How many requests of one kind may wait for a slot: twice as many as there are slots."""
-    return max(2, 2 * slots)
-
-
-#: Threads a worker keeps for pages that need no derivation, however full the queues are.
-PAGE_THREADS = 4
-
-
-def threads_for(slots: int) -> int:
-    """Threads a worker needs so that, with every slot running and every queue full, pages are
-    still served (gunicorn.conf.py sizes its workers with it)."""
-    return slots + len(Work) * waiting_for(slots) + PAGE_THREADS
-
-
 class DerivationGate:
     """Bounds how many Argon2id derivations run at once in this process, with a fair queue
     for each kind of work.
 
     Each derivation takes tens of megabytes of memory and a core for a fraction
-    of a second, so only ``slots`` run at once. Beyond them a request waits in
-    the queue of its kind (:class:`Work`), first come first served, for at most
-    ``wait_seconds``; a freed slot goes to the kind served least recently, so a
-    flood of one kind (junk reports, say) cannot starve the others: a returning
-    reporter or an officer waits for at most one derivation of each other kind.
-    A queue holds at most :func:`waiting_for` requests, since each waiting
-    request holds a server thread; one more gets :class:`ServerBusy` (a 503
-    that says nothing was lost), as does one that waited too long.
+    of a second, so only ``slots`` run at once, in fair turns (:mod:`turns`):
+    beyond them a request waits in the queue of its kind of :class:`Work`, so a
+    flood of one kind (junk reports, say) cannot starve the others.
 
     Derivations run on threads of their own at a lower CPU priority (nice +10
     where the system allows it), so that when the cores are busy deriving,
@@ -118,12 +85,8 @@ class DerivationGate:
         self.slots = slots
         self.wait_seconds = wait_seconds
         self.niceness = niceness
-        self.waiting = waiting_for(slots)
-        self._free = slots
-        self._queues: dict[Work, deque[threading.Event]] = {kind: deque() for kind in Work}
-        #: When each kind was last given a slot (a count of slots given, not a time).
-        self._served: dict[Work, int] = dict.fromkeys(Work, 0)
-        self._given = 0
+        self.turns = FairQueues(slots, wait_seconds)
+        self.waiting = self.turns.waiting
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
@@ -141,50 +104,11 @@ class DerivationGate:
 
     def queued(self, kind: Work) -> int:
         """How many requests of this kind wait for a slot now."""
-        with self._lock:
-            return len(self._queues[kind])
-
-    def _give(self, kind: Work) -> None:
-        self._given += 1
-        self._served[kind] = self._given
-
-    def _enter(self, kind: Work) -> None:
-        """Take a slot, or wait in this kind's queue for one (see the class)."""
-        turn = threading.Event()
-        with self._lock:
-            queue = self._queues[kind]
-            if self._free and not any(self._queues.values()):
-                self._free -= 1
-                self._give(kind)
-                return
-            if len(queue) >= self.waiting:
-                raise ServerBusy()
-            queue.append(turn)
-        if turn.wait(self.wait_seconds):
-            return
-        with self._lock:
-            if turn.is_set():  # given a slot just as the wait ran out
-                return
-            queue.remove(turn)
-        raise ServerBusy()
-
-    def _leave(self) -> None:
-        """Hand the slot to the head of the queue served least recently, or free it."""
-        with self._lock:
-            waiting = [kind for kind in Work if self._queues[kind]]
-            if not waiting:
-                self._free += 1
-                return
-            kind = min(waiting, key=self._served.__getitem__)
-            self._give(kind)
-            self._queues[kind].popleft().set()
+        return self.turns.queued(kind)
 
     def derive_key(self, secret: bytes, salt: bytes, params: KdfParams, kind: Work = Work.OFFICER) -> bytes:
-        self._enter(kind)
-        try:
+        with self.turns.turn(kind):
             return self._threads().submit(crypto.derive_key, secret, salt, params).result()
-        finally:
-            self._leave()
 
     def close(self) -> None:
         with self._lock:

@@ -27,8 +27,9 @@ from whistle.models import (
 )
 from whistle.services import attachments
 from whistle.services.attachments import AttachmentInfo, Upload
-from whistle.services.context import Keyring, Policy, Work, derive_key
+from whistle.services.context import Keyring, Policy, derive_key
 from whistle.services.errors import NobodyToRead, ReceiptNotFound, ReportNotFound, UnknownOfficer
+from whistle.services.turns import Work
 from whistle.storage import SealedStore
 
 CATEGORIES = {

@@ -32,7 +32,8 @@ from whistle.services.errors import (
     UnknownLabel,
     UnknownOfficer,
 )
-from whistle.web import devices, limits
+from whistle.services.turns import Work
+from whistle.web import devices, limits, queues
 from whistle.web.errors import error_page
 from whistle.web.forms import (
     AssignForm,
@@ -117,6 +118,7 @@ def _login_delayed(form: LoginForm, seconds: int) -> tuple[str, int, dict[str, s
 
 @bp.route("/login", methods=["GET", "POST"])
 @limits.login_limit
+@queues.posts_in_turn(Work.OFFICER)
 def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = LoginForm()
     if not form.validate_on_submit():

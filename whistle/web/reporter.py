@@ -27,7 +27,8 @@ from whistle.services.errors import (
     UnknownOfficer,
     UploadRejected,
 )
-from whistle.web import limits
+from whistle.services.turns import Work
+from whistle.web import limits, queues
 from whistle.web.errors import wait_text
 from whistle.web.forms import ReceiptForm, ReporterReplyForm, ReportForm
 from whistle.web.runtime import db, organisation, policy, public_url, runtime
@@ -96,9 +97,10 @@ def new_report() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
         excluded_officers=tuple(form.excluded_officers.data),
     )
     try:
-        submitted = reports.submit_report(
-            db(), rt.store, rt.keyring, policy(), answers, files, rt.clock.today()
-        )
+        with queues.turn(Work.REPORT):
+            submitted = reports.submit_report(
+                db(), rt.store, rt.keyring, policy(), answers, files, rt.clock.today()
+            )
     except (NobodyToRead, UnknownOfficer):
         form.excluded_officers.errors.append(
             "At least one officer must be able to read your report. Untick one of them."
@@ -119,6 +121,7 @@ def new_report() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
 @bp.route("/follow-up", methods=["GET", "POST"])
 @limits.receipt_limits[0]
 @limits.receipt_limits[1]
+@queues.posts_in_turn(Work.RECEIPT)
 def follow_up() -> str | Response | tuple[str, int]:
     # The rate limits above come first: under a flood of guesses, a refusal must cost as little
     # as possible, so the CSRF check (which opens the session) is made here rather than before.
