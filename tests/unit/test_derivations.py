@@ -83,25 +83,27 @@ def wait_until(condition: Callable[[], bool]) -> None:
 def test_a_flood_of_one_kind_is_turned_away_past_its_queue_and_other_kinds_still_wait(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """One slot: a junk report runs, two wait, a third is refused at once; a receipt still waits."""
+    """One slot: a junk report runs, its queue fills, one more is refused at once; a receipt,
+    queued last, is still served next."""
     recorder = Recorder(monkeypatch)
     gate = context.DerivationGate(slots=1, wait_seconds=10)
-    assert gate.waiting == 2
+    assert gate.waiting == 12
     errors: list[str] = []
-    threads = [start(gate, b"junk-1", turns.Work.REPORT, errors)]
+    threads = [start(gate, b"junk-0", turns.Work.REPORT, errors)]
+    queued = [f"junk-{n}".encode() for n in range(1, gate.waiting + 1)]
     try:
         assert recorder.entered.wait(5)
-        threads += [start(gate, f"junk-{n}".encode(), turns.Work.REPORT, errors) for n in (2, 3)]
-        wait_until(lambda: gate.queued(turns.Work.REPORT) == 2)
+        for n, secret in enumerate(queued, start=1):
+            threads.append(start(gate, secret, turns.Work.REPORT, errors))
+            wait_until(lambda n=n: gate.queued(turns.Work.REPORT) == n)
         with pytest.raises(ServerBusy):
-            gate.derive_key(b"junk-4", crypto.new_salt(), CHEAP_KDF, turns.Work.REPORT)
+            gate.derive_key(b"junk-over", crypto.new_salt(), CHEAP_KDF, turns.Work.REPORT)
         threads.append(start(gate, b"receipt", turns.Work.RECEIPT, errors))
         wait_until(lambda: gate.queued(turns.Work.RECEIPT) == 1)
     finally:
         finish(recorder, threads, gate)
     assert errors == []
-    # The receipt, queued last, is served before the junk that queued before it.
-    assert recorder.order == [b"junk-1", b"receipt", b"junk-2", b"junk-3"]
+    assert recorder.order == [b"junk-0", b"receipt", *queued]
 
 
 def test_slots_are_shared_out_between_kinds_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,8 +34,12 @@ class Work(StrEnum):
 
 
 def waiting_for(slots: int) -> int:
-    """How many requests of one kind may wait for a slot: twice as many as there are slots."""
-    return max(2, 2 * slots)
+    """How many requests of one kind may wait for a slot.
+
+    Enough that a crowd (fifty reporters sending at the same moment, on two cores)
+    is mostly queued rather than told "busy", and served within a few seconds.
+    """
+    return 8 + 4 * slots
 
 
 #: Threads a worker keeps for pages that need no turn, however full the queues are.
