@@ -175,13 +175,16 @@ def test_a_reporter_session_is_never_swept_before_it_expires(db: Session) -> Non
     assert sessions.load(db, cookie, on_the_hour + IDLE - dt.timedelta(seconds=1)) is not None
 
 
-def test_an_officer_session_row_has_the_exact_expiry(db: Session, make_officer: MakeOfficer) -> None:
+def test_an_officer_session_row_dates_nothing_finer_than_the_hour(
+    db: Session, make_officer: MakeOfficer
+) -> None:
+    """An officer's exact activity would anchor reporters' actions around it: the hour only."""
     officer = make_officer("Alice Officer").officer
     now = dt.datetime(2024, 3, 1, 9, 2, 7, tzinfo=dt.UTC)
     cookie = _save(
         db, kind=SessionKind.OFFICER, officer_id=officer.id, idle=dt.timedelta(minutes=30), now=now
     )
-    assert _stored_expiry(db) == [dt.datetime(2024, 3, 1, 9, 32, 7)]
+    assert _stored_expiry(db) == [dt.datetime(2024, 3, 1, 10, 0)]
     row = db.scalar(select(ServerSession))
     assert row is not None
     assert (row.kind, row.officer_id) == (SessionKind.OFFICER, officer.id)
@@ -217,13 +220,13 @@ def test_sweep_deletes_the_expired_rows_and_counts_them(db: Session, make_office
     officer = make_officer("Alice Officer").officer
     officer_cookie = _save(
         db, kind=SessionKind.OFFICER, officer_id=officer.id, idle=dt.timedelta(minutes=10)
-    )  # swept from 09:40
+    )  # idle until 09:40, swept from 10:00
     reporter_cookie = _save(db)  # idle until 09:50, swept from 10:00
     later_cookie = _save(db, now=NOW + dt.timedelta(hours=1))  # swept from 11:00
 
-    assert sessions.sweep(db, NOW + dt.timedelta(minutes=9)) == 0
-    assert sessions.sweep(db, NOW + dt.timedelta(minutes=10)) == 1
-    assert sessions.load(db, officer_cookie, NOW) is None
+    assert sessions.sweep(db, NOW + dt.timedelta(minutes=29)) == 0
+    # Past its idle limit, a session opens nothing even before it is swept.
+    assert sessions.load(db, officer_cookie, NOW + dt.timedelta(minutes=11)) is None
     assert sessions.sweep(db, dt.datetime(2024, 3, 1, 10, 0, tzinfo=dt.UTC)) == 1
     assert sessions.load(db, reporter_cookie, NOW) is None
     assert sessions.load(db, later_cookie, NOW + dt.timedelta(hours=1)) is not None

@@ -5,8 +5,10 @@ hash of the id and the data sealed under the key, so a copy of the database
 without the cookie, or the cookie without the database, opens nothing.
 Logging out or idling past the limit deletes the server-side half.
 
-A reporter's session must not tell when the reporter was active: its row's
-sweep time is rounded up to the hour, and the exact idle limit is sealed inside.
+A session's row must not tell when its holder was active: a reporter's would
+date the reporter, and an officer's would anchor the reporters' actions around
+it. Every row's sweep time is rounded up to the hour, and the exact idle limit
+is sealed inside.
 """
 
 from __future__ import annotations
@@ -97,9 +99,7 @@ def save(
         raw_id, key = parts
     id_hash = crypto.token_hash(_b64(raw_id))
     expires = now + idle
-    sweep_at = expires
-    if kind is not SessionKind.OFFICER:
-        sweep_at = (expires + dt.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    sweep_at = (expires + dt.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
     sealed = crypto.seal(key, int(expires.timestamp()).to_bytes(8, "big") + data, _context(id_hash))
     row = db.scalar(select(ServerSession).where(ServerSession.token_hash == id_hash))
     if row is None:

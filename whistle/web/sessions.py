@@ -4,6 +4,10 @@ Only ``<id>.<key>`` travels in the cookie: HttpOnly, SameSite=Strict, Secure
 behind HTTPS, and without an expiry date, so the browser forgets it on close.
 No cookie is set until something is stored (the landing page sets none).
 
+A session that holds nothing but its CSRF token (a form merely loaded, the
+report form above all) is kept in the cookie alone, signed, and writes no row:
+a row written when someone opens the report form would date their visit.
+
 The session is opened when a request first uses it, not when the request
 starts (:class:`LazySessionContext`): a page that needs none, and a request
 refused by a rate limit, never touch the session store.
@@ -17,6 +21,7 @@ from flask import Flask, Request, Response, g
 from flask.ctx import RequestContext
 from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import NullSession, SessionInterface, SessionMixin
+from itsdangerous import BadSignature, URLSafeSerializer
 from werkzeug.datastructures import CallbackDict
 
 from whistle.models import SessionKind
@@ -24,6 +29,9 @@ from whistle.services import sessions
 from whistle.web.runtime import Runtime
 
 COOKIE_NAME = "whistle"
+#: A cookie that carries a signed CSRF token only, rather than a server-side session's id and key.
+TOKEN_ONLY = "csrf."  # noqa: S105 - a cookie prefix, not a secret
+_TOKEN_KEYS = {"csrf_token"}
 
 
 class SealedSession(CallbackDict[str, Any], SessionMixin):
@@ -50,6 +58,27 @@ class SealedSessionInterface(SessionInterface):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
 
+    def _signer(self) -> URLSafeSerializer:
+        return URLSafeSerializer(self.runtime.settings.secret_key, salt="whistle-csrf-only-session")
+
+    def _token_only(self, cookie: str) -> SealedSession:
+        """The token of a cookie-only session, which lasts as long as a reporter's idle limit
+        from the last page that used it, as a server-side session would."""
+        try:
+            signed = self._signer().loads(cookie[len(TOKEN_ONLY) :])
+        except BadSignature:
+            return SealedSession()
+        if not (isinstance(signed, list) and len(signed) == 2 and isinstance(signed[1], dict)):
+            return SealedSession()
+        until, data = signed
+        if (
+            not isinstance(until, int)
+            or until <= self.runtime.clock.now().timestamp()
+            or set(data) - _TOKEN_KEYS
+        ):
+            return SealedSession()
+        return SealedSession(data)
+
     def _idle(self, data: dict[str, Any]) -> Any:
         return (
             self.runtime.officer_idle
@@ -61,6 +90,8 @@ class SealedSessionInterface(SessionInterface):
         cookie = request.cookies.get(COOKIE_NAME)
         if not cookie:
             return SealedSession()
+        if cookie.startswith(TOKEN_ONLY):
+            return self._token_only(cookie)
         now = self.runtime.clock.now()
         with self.runtime.session_factory() as db, db.begin():
             found = sessions.load(db, cookie, now)
@@ -77,6 +108,15 @@ class SealedSessionInterface(SessionInterface):
         if g.get("database_unavailable"):
             return  # the page that says so: the session stays as it was until the database is back
         secure = self.runtime.settings.secure_cookies
+        if session.cookie is None and not session.discard_cookie and set(session) <= _TOKEN_KEYS:
+            # Signed again on every page that used it, so its idle limit runs from the last one.
+            until = int((self.runtime.clock.now() + self.runtime.reporter_idle).timestamp())
+            token_only = TOKEN_ONLY + self._signer().dumps([until, dict(session)])
+            response.set_cookie(
+                COOKIE_NAME, token_only, path="/", secure=secure, httponly=True, samesite="Strict"
+            )
+            response.vary.add("Cookie")
+            return
         with self.runtime.session_factory() as db, db.begin():
             if session.discard_cookie:
                 sessions.end(db, session.discard_cookie)
