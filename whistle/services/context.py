@@ -86,7 +86,6 @@ class DerivationGate:
         self.wait_seconds = wait_seconds
         self.niceness = niceness
         self.turns = FairQueues(slots, wait_seconds)
-        self.waiting = self.turns.waiting
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 

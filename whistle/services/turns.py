@@ -6,9 +6,12 @@ derivation, a form a flood keeps posting) runs in a few slots; beyond them a
 request waits in the queue of its kind, first come first served, and a freed
 slot goes to the kind served least recently. A flood of one kind therefore
 fills only its own queue, and someone doing another kind of work waits for at
-most one turn of each other kind. Waiting costs a server thread and no CPU, so
-a queue holds a bounded number of requests; one more, or one that waited too
-long, gets :class:`ServerBusy`.
+most one turn of each other kind. Waiting costs a server thread and no CPU; a
+request that has waited ``wait_seconds`` gets :class:`ServerBusy`. A full queue
+does not refuse at once: a script refused at once asks again at once, and its
+refusals would take the cores that the queue keeps free. The server's threads
+bound how many wait (gunicorn.conf.py gives each worker enough for every queue
+to hold :func:`waiting_for` requests, with threads left for pages).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ class Work(StrEnum):
 
 
 def waiting_for(slots: int) -> int:
-    """How many requests of one kind may wait for a slot.
+    """How many requests of one kind the server's threads are sized to let wait for a slot.
 
     Enough that a crowd (fifty reporters sending at the same moment, on two cores)
     is mostly queued rather than told "busy", and served within a few seconds.
@@ -58,7 +61,6 @@ class FairQueues:
     def __init__(self, slots: int, wait_seconds: float) -> None:
         self.slots = slots
         self.wait_seconds = wait_seconds
-        self.waiting = waiting_for(slots)
         self._free = slots
         self._queues: dict[Work, deque[threading.Event]] = {kind: deque() for kind in Work}
         #: When each kind was last given a slot (a count of slots given, not a time).
@@ -84,8 +86,6 @@ class FairQueues:
                 self._free -= 1
                 self._give(kind)
                 return
-            if len(queue) >= self.waiting:
-                raise ServerBusy()
             queue.append(turn)
         if turn.wait(self.wait_seconds):
             return
