@@ -190,6 +190,11 @@ def receipt_lookup(pepper: bytes, normalised_receipt: str) -> bytes:
     return hmac.new(pepper, normalised_receipt.encode(), hashlib.sha256).digest()
 
 
+def submission_lookup(pepper: bytes, token: str) -> bytes:
+    """HMAC-SHA256(pepper, one-time token of a report form): how a resent form is recognised."""
+    return hmac.new(pepper, b"submission/" + token.encode(), hashlib.sha256).digest()
+
+
 def new_recovery_code() -> str:
     """An officer's one-time recovery key: 160 bits in eight groups of four."""
     return format_code(_random_code(RECOVERY_CHARS))

@@ -168,6 +168,9 @@ class Report(Base):
     dek_receipt_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     receipt_salt: Mapped[bytes] = mapped_column(LargeBinary(16))
     receipt_kdf: Mapped[str] = mapped_column(String(60))
+    #: HMAC-SHA256(pepper, the one-time token of the form that sent it): a form sent again
+    #: (a reload of the receipt page) is recognised and makes no second report.
+    submission_lookup: Mapped[bytes | None] = mapped_column(LargeBinary(32), index=True, unique=True)
     #: Day precision only: no reporter-side time of day is kept.
     received_on: Mapped[dt.date] = mapped_column(Date)
     status: Mapped[ReportStatus] = mapped_column(_enum(ReportStatus, "report_status"))

@@ -198,6 +198,47 @@ def test_receipt_is_never_shown_again_nor_kept_in_a_cookie(client, alice):
     assert not any(form.lower() in jar.lower() for form in forms)
 
 
+def hidden_value(page: str, name: str) -> str:
+    field = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+    assert field, f"no field {name} on the page"
+    return html_lib.unescape(re.search(r'value="([^"]*)"', field.group(0)).group(1))
+
+
+def test_a_resent_report_form_makes_no_second_report_and_shows_no_receipt(client, app, alice):
+    form_page = client.get("/report").get_data(as_text=True)
+    sending = {
+        **REPORT,
+        "csrf_token": csrf_token(form_page),
+        "form_token": hidden_value(form_page, "form_token"),
+    }
+
+    first = client.post("/report", data=sending, content_type="multipart/form-data")
+    # The browser reloads the receipt page: the same form is sent again, twice.
+    again = [client.post("/report", data=sending, content_type="multipart/form-data") for _ in range(2)]
+
+    assert "Your report has been sent" in first.get_data(as_text=True)
+    for response in again:
+        page = response.get_data(as_text=True)
+        assert response.status_code == 409
+        assert "Your report has already arrived" in text_of(page)
+        assert "nothing new has been sent" in text_of(page)
+        assert not re.search(r"\b[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}\b", page)
+    assert len(reports_listed(officer_client(app, alice))) == 1
+
+
+def test_each_report_form_makes_its_own_report(client, app, alice):
+    for _ in range(2):
+        form_page = client.get("/report").get_data(as_text=True)
+        sending = {
+            **REPORT,
+            "csrf_token": csrf_token(form_page),
+            "form_token": hidden_value(form_page, "form_token"),
+        }
+        assert client.post("/report", data=sending, content_type="multipart/form-data").status_code == 200
+
+    assert len(reports_listed(officer_client(app, alice))) == 2
+
+
 def test_the_officer_reads_what_the_reporter_wrote(client, app, alice):
     submit_report(client, what_happened="Visits to the Hill Road family were recorded but never made.")
 

@@ -50,6 +50,10 @@ class UnknownOfficer(WhistleError):
     pass
 
 
+class AlreadySubmitted(WhistleError):
+    """This report form was sent before (a reload of the receipt page): the report arrived then."""
+
+
 class UploadRejected(WhistleError):
     """Too many files, or a file over the size limit."""
 

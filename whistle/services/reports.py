@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 from dateutil.relativedelta import relativedelta
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from whistle import crypto
@@ -28,7 +29,13 @@ from whistle.models import (
 from whistle.services import attachments
 from whistle.services.attachments import AttachmentInfo, Upload
 from whistle.services.context import Keyring, Policy, derive_key
-from whistle.services.errors import NobodyToRead, ReceiptNotFound, ReportNotFound, UnknownOfficer
+from whistle.services.errors import (
+    AlreadySubmitted,
+    NobodyToRead,
+    ReceiptNotFound,
+    ReportNotFound,
+    UnknownOfficer,
+)
 from whistle.services.turns import Work
 from whistle.storage import SealedStore
 
@@ -163,6 +170,15 @@ def message_context(public_id: str, message_id: str) -> bytes:
 # --- submission --------------------------------------------------------------
 
 
+def new_form_token() -> str:
+    """The one-time token a report form carries, so that sending it twice makes one report."""
+    return crypto.new_token()
+
+
+def _already_submitted(db: Session, lookup: bytes) -> bool:
+    return db.scalar(select(Report.id).where(Report.submission_lookup == lookup)) is not None
+
+
 def submit_report(
     db: Session,
     store: SealedStore,
@@ -171,8 +187,16 @@ def submit_report(
     answers: Answers,
     uploads: Sequence[Upload],
     today: dt.date,
+    form_token: str | None = None,
 ) -> Submitted:
-    """Seal and store a new report; return the receipt, shown once and never kept."""
+    """Seal and store a new report; return the receipt, shown once and never kept.
+
+    A form sent again with the same ``form_token`` (a reload of the receipt page) raises
+    :class:`AlreadySubmitted` and makes no second report, even when both arrive at once.
+    """
+    lookup = crypto.submission_lookup(keyring.pepper, form_token) if form_token else None
+    if lookup is not None and _already_submitted(db, lookup):
+        raise AlreadySubmitted()
     readers = _readers(db, answers.excluded_officers)
     attachments.check_uploads(uploads, policy)
 
@@ -186,6 +210,7 @@ def submit_report(
     report = Report(
         public_id=public_id,
         receipt_lookup=crypto.receipt_lookup(keyring.pepper, normalised),
+        submission_lookup=lookup,
         dek_receipt_sealed=crypto.seal(receipt_key, dek, _receipt_context(public_id)),
         receipt_salt=salt,
         receipt_kdf=keyring.kdf.encode(),
@@ -221,7 +246,14 @@ def submit_report(
     report.history.append(StatusChange(status=ReportStatus.NEW, changed_on=today, seq=0))
     refresh_clocks(report, policy)
     db.add(report)
-    db.flush()
+    try:
+        db.flush()
+    except IntegrityError:
+        # The same form, sent twice at once: the other sending made the report.
+        db.rollback()
+        if lookup is not None and _already_submitted(db, lookup):
+            raise AlreadySubmitted() from None
+        raise
     files = [attachments.describe(report, dek, attachment) for attachment in sealed]
     return Submitted(receipt, public_id, today, deadlines(today, None, policy), files)
 

@@ -15,6 +15,7 @@ from wtforms import (
     EmailField,
     Field,
     FileField,
+    HiddenField,
     IntegerField,
     MultipleFileField,
     PasswordField,
@@ -141,6 +142,9 @@ class ReportForm(WhistleForm):
     keep_original = BooleanField("Keep my files exactly as they are, hidden details included")
     excluded_officers = MultiCheckboxField("Officers who should not see this report (optional)")
     emergency_seen = BooleanField()
+    #: One token per form, so that the same form sent twice makes one report. (A form served
+    #: before tokens existed has none; it is taken as it always was.)
+    form_token = HiddenField(validators=[Optional(), Length(max=64), no_nul])
 
     def set_categories(self, labels: Mapping[str, str]) -> None:
         self.category.choices = _choices(labels)

@@ -20,6 +20,7 @@ from whistle.services import officers, reports
 from whistle.services import settings as settings_service
 from whistle.services.attachments import Upload
 from whistle.services.errors import (
+    AlreadySubmitted,
     NobodyToRead,
     ReceiptNotFound,
     ReportNotFound,
@@ -79,6 +80,7 @@ def new_report() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
     form.excluded_officers.choices = _officer_choices()
     form.set_categories(settings_service.report_categories(organisation(), reports.CATEGORIES))
     if request.method != "POST":  # GET and HEAD
+        form.form_token.data = reports.new_form_token()
         return _render_report_form(form)
     files = uploads_from(form)
     if not form.validate():
@@ -99,8 +101,17 @@ def new_report() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
     try:
         with queues.turn(Work.REPORT):
             submitted = reports.submit_report(
-                db(), rt.store, rt.keyring, policy(), answers, files, rt.clock.today()
+                db(),
+                rt.store,
+                rt.keyring,
+                policy(),
+                answers,
+                files,
+                rt.clock.today(),
+                form.form_token.data or None,
             )
+    except AlreadySubmitted:
+        return render_template("reporter/already_sent.html"), 409
     except (NobodyToRead, UnknownOfficer):
         form.excluded_officers.errors.append(
             "At least one officer must be able to read your report. Untick one of them."
