@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run serve test lint audit format bench clean
+.PHONY: run serve test lint audit format bench dist clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,9 @@ run: $(INSTALLED)
 	$(BIN)/whistle setup-link
 	$(BIN)/whistle run --host 127.0.0.1 --port 5000
 
-# Production serving (docs/deploy.md): migrate, then gunicorn as gunicorn.conf.py tunes it.
+# Production serving (docs/deploy.md): migrate, then gunicorn as whistle/gunicorn_conf.py tunes it.
 serve: $(INSTALLED)
-	$(BIN)/whistle db upgrade
-	exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	exec $(BIN)/whistle serve
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check whistle tests migrations tools bench wsgi.py gunicorn.conf.py
@@ -40,9 +39,14 @@ test: lint $(AXE)
 
 bench: $(INSTALLED) ; $(BIN)/python bench/run.py $(BENCH)
 
+# A release's files (README, "Making a release"): the sdist and the wheel, in dist/.
+dist: $(INSTALLED)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+
 format: $(INSTALLED)
 	$(BIN)/ruff format whistle tests migrations tools bench wsgi.py gunicorn.conf.py
 	$(BIN)/ruff check --fix whistle tests migrations tools bench wsgi.py gunicorn.conf.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .coverage dist build whistle.egg-info

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -14,8 +13,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from whistle.config import Settings
 from whistle.db import make_engine, make_session_factory
+from whistle.shipped import folder
 
-ROOT = Path(__file__).resolve().parent.parent
 csrf = CSRFProtect()
 
 
@@ -76,8 +75,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     app = Whistle(
         __name__,
         instance_path=str(settings.instance_path),
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(folder("templates")),
+        static_folder=str(folder("static")),
     )
     app.request_class = WhistleRequest
     app.url_map.converters["public_id"] = PublicIdConverter

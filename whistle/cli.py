@@ -1,4 +1,5 @@
-"""The ``whistle`` command: ``init``, ``officer add``, ``setup-link``, ``db upgrade``, Flask's ``run``;
+"""The ``whistle`` command: ``init``, ``officer add``, ``setup-link``, ``db upgrade``, ``serve`` (gunicorn),
+Flask's ``run``;
 for cron, ``purge`` (retention), ``notify`` (email to officers) and ``db analyze`` (query statistics)."""
 
 from __future__ import annotations
@@ -41,7 +42,8 @@ def _create_app() -> object:
     return app
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app)
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+@click.version_option(package_name="whistle", message="%(prog)s %(version)s")
 def cli() -> None:
     """Whistle, a speak-up portal. WHISTLE_INSTANCE selects the instance folder."""
     # Everything Whistle writes (database, journal, secrets) is for its own user only.
@@ -180,6 +182,19 @@ def db_upgrade() -> None:
     """Apply every migration the database does not have yet (run it before starting)."""
     upgrade(_database_url())
     click.echo("The database is up to date.")
+
+
+@cli.command("serve", with_appcontext=False, context_settings={"ignore_unknown_options": True})
+@click.argument("gunicorn_options", nargs=-1, type=click.UNPROCESSED)
+def serve(gunicorn_options: tuple[str, ...]) -> None:
+    """Apply the migrations, then serve with gunicorn and Whistle's settings for it (docs/deploy.md).
+
+    Options are passed to gunicorn (``whistle serve --workers 2``); WHISTLE_BIND
+    (127.0.0.1:8000), WHISTLE_WORKERS and WHISTLE_THREADS are read by the settings.
+    """
+    upgrade(_database_url())
+    command = [sys.executable, "-m", "gunicorn", "-c", "python:whistle.gunicorn_conf"]
+    os.execv(sys.executable, [*command, *gunicorn_options, "whistle.wsgi:app"])  # noqa: S606
 
 
 @db_group.command("analyze", with_appcontext=False)

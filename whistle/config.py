@@ -168,7 +168,7 @@ class Settings:
 _FROM_FILES = {"instance_path", "secret_key", "pepper", "organisation_public_key"}
 _ENV_PREFIX = "WHISTLE_"
 #: WHISTLE_* variables that are not settings: the instance folder, and those that
-#: gunicorn.conf.py reads for gunicorn itself. WHISTLE_TEST_* are the test suite's.
+#: whistle.gunicorn_conf reads for gunicorn itself. WHISTLE_TEST_* are the test suite's.
 _NOT_SETTINGS = {
     "WHISTLE_INSTANCE",
     "WHISTLE_BIND",

@@ -13,6 +13,8 @@ from sqlalchemy import BigInteger, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, sessionmaker
 
+from whistle.shipped import folder
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -73,14 +75,12 @@ def upgrade(url: str, revision: str = "head") -> None:
     the same moment migrate one after the other: the first does the work, the
     others find nothing left to do.
     """
-    from pathlib import Path
-
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import pool, text
 
     config = Config()
-    config.set_main_option("script_location", str(Path(__file__).resolve().parent.parent / "migrations"))
+    config.set_main_option("script_location", str(folder("migrations")))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     if not url.startswith("postgresql"):
         command.upgrade(config, revision)

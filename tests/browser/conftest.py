@@ -33,7 +33,7 @@ from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from tests.conftest import CHEAP_KDF, OfficerAccount, add_officer, runtime_of
-from whistle import ROOT, create_app
+from whistle import create_app
 from whistle.config import Settings, create_instance
 from whistle.db import upgrade
 from whistle.services import officers
@@ -56,7 +56,7 @@ else:
 
 HERE = Path(__file__).resolve().parent
 AXE_JS = HERE / "node_modules" / "axe-core" / "axe.min.js"
-SCREENSHOTS = ROOT / "test-results" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
 CHROMIUM_ARGS = [
     "--headless=new",
     "--no-sandbox",

@@ -19,8 +19,9 @@ import pytest
 from werkzeug.routing import Rule
 
 from tests.conftest import PASSWORD, csrf_token, follow_up, form_post, login, reports_listed, submit_report
-from whistle import ROOT, create_app
+from whistle import create_app
 from whistle.config import Settings
+from whistle.shipped import folder
 
 REQUIRED_CSP = {
     "default-src": ["'none'"],
@@ -299,7 +300,7 @@ def test_forms_work_over_https_without_a_referer(secure_app):
 
 # --- templates --------------------------------------------------------------------
 
-TEMPLATES = ROOT / "templates"
+TEMPLATES = folder("templates")
 #: What would need 'unsafe-inline' (or run script) under the CSP.
 FORBIDDEN = {
     "inline <script>": re.compile(r"<script\b(?![^>]*\bsrc\s*=)[^>]*>|<script\b[^>]*>\s*[^<\s]", re.I),

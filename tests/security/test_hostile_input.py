@@ -87,12 +87,13 @@ from tests.conftest import (
     runtime_of,
 )
 from tests.security.helpers import ListHandler, post_multipart, submit_report_with_files
-from whistle import ROOT, create_app
+from whistle import create_app
 from whistle.config import Settings, create_instance
 from whistle.db import Base, upgrade
 from whistle.models import Attachment, Officer, Report, Setting, SetupToken
 from whistle.services import errors as service_errors
 from whistle.services import officers
+from whistle.shipped import folder
 from whistle.web.forms import (
     LoginForm,
     OfficerReplyForm,
@@ -732,7 +733,7 @@ def _segment(world: World, name: str, value: Any) -> str:
     if value is Pick.SECRET_ABSOLUTE:
         return str(world.path / "secret_key")
     if value is Pick.SECRET_RELATIVE:
-        return os.path.relpath(world.path / "secret_key", ROOT / "static")
+        return os.path.relpath(world.path / "secret_key", folder("static"))
     return str(value)
 
 

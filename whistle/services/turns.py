@@ -51,7 +51,7 @@ PAGE_THREADS = 4
 
 def threads_for(slots: int) -> int:
     """Threads a worker needs so that, with every slot running and every queue full, pages are
-    still served (gunicorn.conf.py sizes its workers with it)."""
+    still served (whistle.gunicorn_conf sizes its workers with it)."""
     return slots + len(Work) * waiting_for(slots) + PAGE_THREADS
 
 
