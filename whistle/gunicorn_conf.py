@@ -15,7 +15,7 @@ and WHISTLE_BIND override them; docs/deploy.md says more):
 - threads: a worker spends most of its time waiting (for the network: a large
   upload arrives slowly, a download leaves slowly; or in a queue for a
   derivation), so enough that every derivation slot can run, every queue can
-  be full and four threads are still left for pages (``context.threads_for``).
+  be full and four threads are still left for pages (``turns.threads_for``).
 
 Timeouts: with threads, ``timeout`` only detects a worker that has hung; a
 request may take as long as its upload does (nginx in front drops clients that

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+import runpy
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,7 +148,29 @@ def test_a_request_that_waits_too_long_is_told_the_portal_is_busy(monkeypatch: p
     gate.close()
 
 
-@pytest.mark.parametrize("slots", [1, 2, 4, 8])
-def test_a_worker_has_threads_left_for_pages_when_every_queue_is_full(slots: int) -> None:
-    held = slots + len(turns.Work) * turns.waiting_for(slots)
-    assert turns.threads_for(slots) - held == turns.PAGE_THREADS
+def gunicorn_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **env: str) -> dict[str, Any]:
+    """The gunicorn settings (gunicorn.conf.py reads them from the package), run afresh with
+    these WHISTLE_* variables and no instance."""
+    for name in ("WHISTLE_WORKERS", "WHISTLE_THREADS", "WHISTLE_KDF_SLOTS", "WHISTLE_ACCESS_LOG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("WHISTLE_INSTANCE", str(tmp_path / "no instance"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_module("whistle.gunicorn_conf")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_worker_has_threads_for_every_slot_and_queue_and_pages_besides(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, workers: str
+) -> None:
+    conf = gunicorn_settings(monkeypatch, tmp_path, WHISTLE_WORKERS=workers)
+    slots = max(1, conf["cores"] // int(workers))
+    busy = slots + len(turns.Work) * turns.waiting_for(slots)
+    assert conf["threads"] >= busy + turns.PAGE_THREADS
+
+
+def test_gunicorn_writes_an_access_log_only_when_asked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert gunicorn_settings(monkeypatch, tmp_path)["accesslog"] is None
+    assert gunicorn_settings(monkeypatch, tmp_path, WHISTLE_ACCESS_LOG="-")["accesslog"] == "-"
