@@ -119,14 +119,22 @@ def test_the_old_recovery_key_stops_working_and_the_new_one_works(
         ("bob@example.org", None),  # someone else's key
     ],
 )
-def test_a_wrong_email_or_key_gets_one_answer(
-    db: Session, make_officer: MakeOfficer, email: str, code: str | None
+def test_a_wrong_email_or_key_gets_one_answer_and_costs_no_derivation(
+    db: Session, make_officer: MakeOfficer, monkeypatch: pytest.MonkeyPatch, email: str, code: str | None
 ) -> None:
+    """A flood of made-up resets must not fill the officers' queue for derivations."""
     alice = make_officer("Alice Officer")
     make_officer("Bob Officer")
+    derived: list[bytes] = []
+    real = officers.derive_key
+    monkeypatch.setattr(
+        officers, "derive_key", lambda secret, *args: derived.append(secret) or real(secret, *args)
+    )
     with pytest.raises(RecoveryFailed) as refused:
         officers.reset_password(db, CHEAP_KDF, email, code or alice.recovery_code, NEW_PASSWORD, NOW)
     assert str(refused.value) == ""
+    assert derived == []
+    monkeypatch.undo()
     assert log_in(db, alice.officer.email, PASSWORD) == alice.private_key
 
 

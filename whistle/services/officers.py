@@ -47,7 +47,6 @@ from whistle.services.errors import (
 )
 
 MIN_PASSWORD_CHARS = 12
-_DUMMY_SALT = bytes(crypto.SALT_BYTES)
 #: Failures in a row (wrong password or wrong code) before unknown devices must wait ...
 FREE_FAILURES = 3
 #: ... one second after the first of them, twice as long after each further one, up to this.
@@ -377,14 +376,17 @@ def reset_password(
     The private key is opened with the recovery key and sealed again, so the
     officer keeps access to every case. The old recovery key stops working.
     An unknown email, a deactivated officer and a wrong key all raise
-    :class:`RecoveryFailed` after one derivation. Every other session of the
-    officer ends; two-factor login stays as it was.
+    :class:`RecoveryFailed`, without a derivation: the recovery key has 160
+    random bits and is checked with HKDF, so a failure is cheap and its timing
+    tells nothing but whether the email is an active officer's (as for logins),
+    and a flood of made-up resets cannot fill the officers' queue for
+    derivations. Every other session of the officer ends; two-factor login
+    stays as it was.
     """
     check_password(password)
     officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email), Officer.is_active))
     private_key = _open_with_recovery_code(officer, recovery_code)
     if officer is None or private_key is None:
-        derive_key(password.encode(), _DUMMY_SALT, kdf)
         if officer is not None:
             audit.record(
                 db,

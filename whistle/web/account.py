@@ -19,7 +19,8 @@ from whistle.services.errors import (
     RecoveryFailed,
     WeakPassword,
 )
-from whistle.web import limits
+from whistle.services.turns import Work
+from whistle.web import limits, queues
 from whistle.web.forms import EnrolTwoFactorForm, ResetPasswordForm, WelcomeForm
 from whistle.web.officer import require_officer
 from whistle.web.runtime import db, organisation, runtime
@@ -112,6 +113,7 @@ def show_qr_code() -> Response:
 
 @bp.route("/reset", methods=["GET", "POST"])
 @limits.reset_limit
+@queues.posts_in_turn(Work.OFFICER)
 def reset() -> str | tuple[str, int]:
     form = ResetPasswordForm()
     if not form.validate_on_submit():
