@@ -24,6 +24,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.functional.servers import Browser, free_port, receipt_on, report_fields
+from tests.unit.databases import PG_ENV, SKIP_REASON, scratch_postgresql
 
 pytestmark = pytest.mark.wheel
 
@@ -34,10 +35,11 @@ OFFICER = "olive@example.org"
 
 @dataclass(frozen=True)
 class Installed:
-    """A virtual environment holding the wheel, and an empty folder to run it in."""
+    """A virtual environment holding the wheel, an empty folder to run it in, and its settings."""
 
     venv: Path
     folder: Path
+    settings: dict[str, str]
 
     def environment(self, **extra: str) -> dict[str, str]:
         """No setting of the suite's own; the test's cheap Argon2 (below the portal's floor)."""
@@ -52,6 +54,7 @@ class Installed:
             WHISTLE_KDF_MEMORY_COST="8",
             WHISTLE_INSTANCE=str(self.folder / "instance"),
         )
+        env.update(self.settings)
         env.update(extra)
         return env
 
@@ -84,12 +87,29 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def installed(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Installed:
+def venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new virtual environment with the wheel and its PostgreSQL extra installed."""
     (wheel,) = dist.glob("whistle-*.whl")
     venv = tmp_path_factory.mktemp("venv")
     _run([sys.executable, "-m", "venv", str(venv)], venv, timeout=120)
-    _run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", str(wheel)], venv, timeout=900)
-    return Installed(venv, tmp_path_factory.mktemp("elsewhere"))
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    _run([*pip, f"{wheel}[postgresql]"], venv, timeout=900)
+    return venv
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)])
+def installed(request: pytest.FixtureRequest, venv: Path, tmp_path: Path) -> Iterator[Installed]:
+    """The installed package and a folder outside the checkout, on SQLite or a scratch PostgreSQL database."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    if request.param == "sqlite":
+        yield Installed(venv, folder, {})
+        return
+    server = os.environ.get(PG_ENV)
+    if not server:
+        pytest.skip(SKIP_REASON)
+    with scratch_postgresql(server, "wheel") as url:
+        yield Installed(venv, folder, {"WHISTLE_DATABASE_URL": url})
 
 
 @contextlib.contextmanager
@@ -175,6 +195,8 @@ def test_installed_from_the_wheel_the_portal_runs_outside_the_checkout(installed
     )
     assert f"Officer {OFFICER} created." in added
     assert "The database is up to date." in installed.whistle("db", "upgrade")
+    on_sqlite = (installed.folder / "instance" / "whistle.db").exists()
+    assert on_sqlite == ("WHISTLE_DATABASE_URL" not in installed.settings), "not the database asked for"
 
     # gunicorn with the packaged settings: a reporter's journey over HTTP, and the officer's login.
     with serving(installed, "serve") as port:
