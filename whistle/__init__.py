@@ -11,6 +11,7 @@ from flask.sansio.blueprints import Blueprint
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from whistle import audit
 from whistle.config import Settings
 from whistle.db import make_engine, make_session_factory
 from whistle.shipped import folder
@@ -106,7 +107,8 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     configure_derivations(slots, settings.kdf_wait_seconds)
     queues.install(app, slots, settings.kdf_wait_seconds)
     engine = make_engine(settings.database_url)
-    rt = Runtime.build(settings, engine, make_session_factory(engine))
+    sessions_info = {audit.TIME_KEY: settings.organisation_public_key}
+    rt = Runtime.build(settings, engine, make_session_factory(engine, sessions_info))
     app.extensions["whistle"] = rt
     with rt.session_factory() as db, db.begin():
         maintenance.sweep(db, rt.store, rt.clock.now())

@@ -15,7 +15,7 @@ from sqlalchemy.pool import NullPool
 
 from whistle import audit, create_app
 from whistle.config import ConfigError, Settings, create_instance, instance_path_from_env
-from whistle.crypto import InvalidCode, export_private_key, import_private_key
+from whistle.crypto import CryptoError, InvalidCode, export_private_key, import_private_key
 from whistle.db import analyze, make_engine, upgrade
 from whistle.services import notifications, officers, recovery, retention
 from whistle.services import settings as settings_service
@@ -138,6 +138,28 @@ def audit_verify() -> None:
         )
     click.echo(f"The audit log is intact: {verdict.entries} entries.")
     click.echo(f"Head hash (note it somewhere else to compare later): {verdict.head.hex()}")
+
+
+@audit_group.command("times")
+@click.option(
+    "--key-file", type=click.File("r"), required=True, help="The organisation recovery key, as printed."
+)
+@click.option("--report", "report", default=None, help="Only the entries about this case (its public id).")
+def audit_times(key_file: TextIO, report: str | None) -> None:
+    """Print the exact time of each entry, which only the offline recovery key opens."""
+    try:
+        private_key = import_private_key(key_file.read())
+    except InvalidCode as error:
+        raise click.ClickException(f"that is not a recovery key: {error}") from error
+    rt = _runtime()
+    with rt.session_factory() as db:
+        try:
+            for event, moment in audit.exact_times(db, private_key, report=report):
+                when = moment.isoformat() if moment else f"{event.day} (no exact time kept)"
+                about = f" {event.report}" if event.report else ""
+                click.echo(f"{event.id}\t{when}\t{event.kind}\t{event.actor}{about}")
+        except CryptoError as error:
+            raise click.ClickException("that recovery key is not this organisation's") from error
 
 
 @cli.command("recover")

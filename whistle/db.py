@@ -60,8 +60,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Any]:
-    return sessionmaker(bind=engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, info: dict[str, Any] | None = None) -> sessionmaker[Any]:
+    """Sessions on ``engine``; ``info`` is what every session carries (see ``audit.TIME_KEY``)."""
+    return sessionmaker(bind=engine, expire_on_commit=False, info=info or {})
 
 
 #: The PostgreSQL advisory lock held while migrating (any constant that no one else uses).

@@ -342,7 +342,13 @@ class AuditEvent(Base):
     __tablename__ = "audit_event"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    #: The day of the entry (UTC), the finest time kept in clear: an exact officer time is an
+    #: anchor against which a reporter's actions could be dated.
+    day: Mapped[dt.date | None] = mapped_column(Date)
+    #: The exact time, sealed for the organisation's offline recovery key (``whistle audit times``).
+    time_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    #: The exact time in clear, of entries written before times were sealed; empty since.
+    at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     kind: Mapped[str] = mapped_column(String(40), index=True)
     #: Who acted: an officer's public id, or "system" / "command line".
     actor: Mapped[str] = mapped_column(String(40))

@@ -135,3 +135,25 @@ def test_recover_refuses_another_organisations_key_and_garbage(app, alice, tmp_p
     result = whistle("recover", "--key-file", str(garbage), "--officer", "alice@example.org")
     assert result.exit_code != 0
     assert "not a recovery key" in result.output
+
+
+def test_only_the_recovery_key_reads_the_exact_times_of_the_log(app, client, alice, instance, tmp_path):
+    report_id = _some_history(app, client, alice)
+    rt = app.extensions["whistle"]
+    with rt.session_factory() as db:
+        days = set(db.scalars(select(AuditEvent.day)))
+        assert set(db.scalars(select(AuditEvent.at))) == {None}, "no exact time in clear"
+    key_file = tmp_path / "recovery.txt"
+    key_file.write_text(crypto.export_private_key(instance.organisation_private_key))
+
+    result = whistle("audit", "times", "--key-file", str(key_file), "--report", report_id)
+
+    assert result.exit_code == 0, result.output
+    (line,) = result.output.splitlines()
+    _entry, when, kind, _actor = line.split("\t")
+    assert kind == "report_opened" and when[:10] in {day.isoformat() for day in days}
+    assert len(when) >= 19 and when[13] == ":"  # to the second
+    wrong = tmp_path / "other.txt"
+    wrong.write_text(crypto.export_private_key(crypto.generate_keypair().private))
+    refused = whistle("audit", "times", "--key-file", str(wrong))
+    assert refused.exit_code != 0 and "not this organisation's" in refused.output

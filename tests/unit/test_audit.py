@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -160,6 +160,9 @@ def test_a_long_detail_is_cut_to_its_column_and_still_verifies(db: Session) -> N
 # --- time ----------------------------------------------------------------------------------
 
 
+ORGANISATION = crypto.generate_keypair()
+
+
 @pytest.mark.parametrize(
     "now",
     [
@@ -168,49 +171,45 @@ def test_a_long_detail_is_cut_to_its_column_and_still_verifies(db: Session) -> N
         pytest.param(T0.astimezone(dt.timezone(dt.timedelta(hours=-5, minutes=-30))), id="west"),
     ],
 )
-def test_the_time_is_kept_in_utc_to_the_second_and_verifies_when_read_back(
-    engine: Engine, db: Session, now: dt.datetime
+def test_only_the_day_is_kept_in_clear_and_the_recovery_key_opens_the_second(
+    engine: Engine, now: dt.datetime
 ) -> None:
-    event_id = audit.record(db, "login", ALICE, now).id
-    db.commit()
-
+    """An officer's exact time would anchor a reporter's actions: a copy of the database shows the day."""
+    with make_session_factory(engine, {audit.TIME_KEY: ORGANISATION.public})() as db:
+        event_id = audit.record(db, "login", ALICE, now).id
+        db.commit()
     with make_session_factory(engine)() as fresh:
         stored = fresh.get(AuditEvent, event_id)
         assert stored is not None
-        at = stored.at
         assert audit.verify(fresh).ok
+        row = _row(fresh, event_id)
+        assert (stored.at, stored.day) == (None, dt.date(2024, 3, 1))
+        assert b"09:30" not in b"".join(v if isinstance(v, bytes) else str(v).encode() for v in row.values())
+        assert audit.exact_time(ORGANISATION.private, stored) == dt.datetime(
+            2024, 3, 1, 9, 30, 15, tzinfo=dt.UTC
+        )
+        with pytest.raises(crypto.CryptoError):
+            audit.exact_time(crypto.generate_keypair().private, stored)
 
-    if engine.dialect.name == "sqlite":
-        assert at.tzinfo is None, "SQLite hands the time back naive"
-        assert at == dt.datetime(2024, 3, 1, 9, 30, 15)
-    else:
-        assert at.utcoffset() is not None, "PostgreSQL hands the time back aware"
-        assert at == dt.datetime(2024, 3, 1, 9, 30, 15, tzinfo=dt.UTC)
 
-
-def test_a_naive_time_is_taken_as_utc(db: Session) -> None:
-    event = audit.record(db, "login", ALICE, dt.datetime(2024, 3, 1, 9, 30, 15, 999))
+def test_without_a_key_to_seal_for_no_exact_time_is_kept(db: Session) -> None:
+    event = audit.record(db, "login", ALICE, dt.datetime(2024, 3, 1, 23, 30, 15, 999))
     db.commit()
     db.expire_all()
-    assert _utc_naive(event.at) == dt.datetime(2024, 3, 1, 9, 30, 15)
+    assert (event.day, event.time_sealed, event.at) == (dt.date(2024, 3, 1), None, None)
+    assert audit.exact_time(ORGANISATION.private, event) is None
     assert audit.verify(db).ok
 
 
-@pytest.mark.postgresql
-def test_the_log_verifies_whatever_time_zone_the_postgresql_session_uses(postgresql_url: str) -> None:
-    engine = make_engine(postgresql_url)
-    empty_postgresql(engine)
-    try:
-        with make_session_factory(engine)() as db:
-            _fill(db, 3)
-        for zone in ("Asia/Kolkata", "America/St_Johns", "UTC"):
-            with make_session_factory(engine)() as db:
-                db.execute(text(f"SET TIME ZONE '{zone}'"))
-                events = db.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
-                assert _utc_naive(events[0].at) == dt.datetime(2024, 3, 1, 9, 30, 15), zone
-                assert audit.verify(db) == audit.Verdict(entries=3, head=events[-1].entry_hash), zone
-    finally:
-        engine.dispose()
+def test_changing_a_sealed_time_breaks_the_chain(engine: Engine) -> None:
+    with make_session_factory(engine, {audit.TIME_KEY: ORGANISATION.public})() as db:
+        first = audit.record(db, "login", ALICE, T0).id
+        audit.record(db, "login", BOB, T0)
+        other = audit.record(db, "logout", BOB, T0 + dt.timedelta(hours=3))
+        db.commit()
+        db.execute(update(AuditEvent).where(AuditEvent.id == first).values(time_sealed=other.time_sealed))
+        db.commit()
+        assert audit.verify(db).first_bad == first
 
 
 # --- tampering ---------------------------------------------------------------------------

@@ -293,7 +293,7 @@ def _summary(
             *(
                 _el(
                     "li",
-                    f"{_utc(event.at)}: {event.kind.replace('_', ' ')}"
+                    f"{_utc(event.at) if event.at else event.day}: {event.kind.replace('_', ' ')}"
                     + (f" ({event.detail})" if event.detail else "")
                     + f", by {names.get(event.actor, event.actor)}",
                 )
