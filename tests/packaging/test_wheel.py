@@ -14,8 +14,10 @@ import os
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,30 +153,31 @@ def serving(installed: Installed, *command: str) -> Iterator[int]:
             process.wait(timeout=10)
 
 
-def test_the_sdist_and_the_wheel_carry_what_the_portal_runs_from(dist: Path) -> None:
-    import tarfile
-    import zipfile
+def _checkout_files(*folders: str) -> set[str]:
+    """The checkout's files under ``folders`` that git tracks, relative to the checkout."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--", *folders], cwd=CHECKOUT, capture_output=True, check=True
+    ).stdout.decode()
+    return {name for name in listed.split("\0") if name}
 
+
+def test_the_sdist_and_the_wheel_carry_every_file_the_portal_runs_from(dist: Path) -> None:
+    """Every module, template, static file and migration: a package or a file left out of
+    pyproject.toml's lists would install, then fail where it is first needed."""
     (wheel,) = dist.glob("whistle-*.whl")
     (sdist,) = dist.glob("whistle-*.tar.gz")
     assert wheel.name == f"whistle-{VERSION}-py3-none-any.whl"
-    in_wheel = set(zipfile.ZipFile(wheel).namelist())
+    with zipfile.ZipFile(wheel) as archive:
+        in_wheel = set(archive.namelist())
     with tarfile.open(sdist) as archive:
         in_sdist = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    for needed in (
-        "whistle/templates/base.html",
-        "whistle/templates/reporter/new_report.html",
-        "whistle/static/whistle.css",
-        "whistle/migrations/env.py",
-        "whistle/migrations/script.py.mako",
-        "whistle/migrations/versions/0001_the_sealed_report_core.py",
-        "whistle/gunicorn_conf.py",
-        "whistle/wsgi.py",
-        "whistle/services/cleaning/__init__.py",
-    ):
-        assert needed in in_wheel, f"the wheel lacks {needed}"
-    for needed in ("templates/base.html", "static/whistle.css", "migrations/env.py", "whistle/wsgi.py"):
-        assert needed in in_sdist, f"the sdist lacks {needed}"
+
+    code = _checkout_files("whistle")
+    data = _checkout_files("templates", "static", "migrations")
+    assert "whistle/services/cleaning/__init__.py" in code and "templates/base.html" in data
+    assert code - in_wheel == set(), "the wheel lacks modules"
+    assert {f"whistle/{name}" for name in data} - in_wheel == set(), "the wheel lacks data files"
+    assert (code | data) - in_sdist == set(), "the sdist lacks files"
 
 
 def test_installed_from_the_wheel_the_portal_runs_outside_the_checkout(installed: Installed) -> None:
