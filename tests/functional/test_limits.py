@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from contextlib import contextmanager
 
 import pytest
@@ -32,18 +33,34 @@ def limited_app(instance):
     app.extensions["whistle"].engine.dispose()
 
 
-def test_one_receipt_is_limited_whatever_its_spelling(limited_app):
-    client = limited_app.test_client()
-    for typed in ("AAAA-BBBB-CCCC-DDDD", "aaaa bbbb cccc dddd", "AAAABBBBCCCCDDDD"):
-        assert follow_up(client, typed).status_code == 422
-    response = follow_up(client, "aaaa-bbbb-cccc-dddd")
+@pytest.fixture
+def three_tries_app(instance):
+    app = create_app(Settings.load(instance.path, receipt_attempts_per_receipt="3 per hour"))
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["whistle"].engine.dispose()
+
+
+def test_the_right_receipt_of_one_report_is_limited_whatever_its_spelling(three_tries_app, alice):
+    app = three_tries_app
+    receipt, other = submit_report(app.test_client()), submit_report(app.test_client())
+    for typed in (receipt, receipt.lower(), receipt.replace("-", " ")):
+        assert follow_up(app.test_client(), typed).status_code == 303
+    response = follow_up(app.test_client(), receipt.lower().replace("-", ""))
     assert response.status_code == 429
     page = response.get_data(as_text=True)
     assert "Too many attempts" in page
     assert "try again in" in page
-    assert int(response.headers["Retry-After"]) > 0
-    # Another receipt is still tried normally, from the same client.
-    assert follow_up(client, "EEEE-FFFF-GGGG-HHHH").status_code == 422
+    assert 60 < int(response.headers["Retry-After"]) <= 3600
+    # Another report's receipt is still opened, from anywhere.
+    assert follow_up(app.test_client(), other).status_code == 303
+
+
+def test_wrong_receipts_are_not_counted_so_a_flood_of_them_leaves_nothing_behind(three_tries_app, alice):
+    """Only a receipt that opens a report counts: the same wrong receipt tried again and again
+    is told it is wrong each time, and no counter is kept for any of them."""
+    client = three_tries_app.test_client()
+    assert [follow_up(client, "AAAA-BBBB-CCCC-DDDD").status_code for _ in range(5)] == [422] * 5
 
 
 def test_receipt_attempts_are_limited_globally_not_per_address(limited_app):
@@ -228,28 +245,35 @@ def test_a_page_that_needs_no_session_does_not_open_it(app):
 def test_a_rate_limit_storage_that_is_down_refuses_the_limited_forms_and_says_nothing_was_lost(
     instance, caplog
 ):
-    """Redis down (nothing listens on port 1): the receipt and reset forms are refused with a 503
-    page rather than run without a limit; pages without a limit still answer, and so do the report
-    form (no global limit by default) and a login (its slowing is kept in the database)."""
+    """Redis down (nothing listens on port 1): the reset form is refused with a 503 page rather
+    than run without a limit, and so is a right receipt (its tries are counted); pages without a
+    limit still answer, and so do the report form (no global limit by default), a wrong receipt
+    (not counted) and a login (its slowing is kept in the database)."""
     app = create_app(Settings.load(instance.path, rate_limit_storage="redis://127.0.0.1:1/0"))
     app.config["TESTING"] = True
     client = app.test_client()
     try:
         assert client.get("/").status_code == 200
+        reset = {"email": "alice@example.org", "recovery_key": "AAAA-BBBB", "password": "a long new password"}
         with caplog.at_level(logging.ERROR, logger="whistle"):
-            refused = follow_up(client, "AAAA-BBBB-CCCC-DDDD")
+            refused = form_post(client, "/officer/reset", reset)
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "60"
         page = refused.get_data(as_text=True)
         assert "The portal cannot take this right now" in page
         assert "nothing was lost: go back, and send the page again in a minute." in page
         assert "rate-limit storage unavailable" in caplog.text
-        assert form_post(client, "/report", REPORT, content_type="multipart/form-data").status_code == 200
+        sent = form_post(client, "/report", REPORT, content_type="multipart/form-data")
+        assert sent.status_code == 200
         with app.extensions["whistle"].session_factory() as db:
             assert db.scalar(select(func.count(Report.id))) == 1
+        receipt = re.search(
+            r"\b([0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4}-[0-9A-Z]{4})\b", sent.get_data(as_text=True)
+        )
+        assert receipt
+        assert follow_up(client, receipt.group(1)).status_code == 503
+        assert follow_up(client, "AAAA-BBBB-CCCC-DDDD").status_code == 422
         credentials = {"email": "alice@example.org", "password": "not the password"}
         assert form_post(client, "/officer/login", credentials).status_code == 422
-        reset = {"email": "alice@example.org", "recovery_key": "AAAA-BBBB", "password": "a long new password"}
-        assert form_post(client, "/officer/reset", reset).status_code == 503
     finally:
         app.extensions["whistle"].engine.dispose()

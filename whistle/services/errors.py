@@ -9,6 +9,14 @@ class ReceiptNotFound(WhistleError):
     """No report opens with this receipt: unknown, mistyped or deleted."""
 
 
+class ReceiptTriedTooOften(WhistleError):
+    """The right receipt of a report, tried more often than its limit allows."""
+
+    def __init__(self, report: str) -> None:
+        super().__init__()
+        self.report = report
+
+
 class ReportNotFound(WhistleError):
     """The report does not exist, or this officer holds no key for it."""
 

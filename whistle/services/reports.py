@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from dateutil.relativedelta import relativedelta
@@ -33,6 +33,7 @@ from whistle.services.errors import (
     AlreadySubmitted,
     NobodyToRead,
     ReceiptNotFound,
+    ReceiptTriedTooOften,
     ReportNotFound,
     UnknownOfficer,
 )
@@ -273,7 +274,13 @@ def _readers(db: Session, excluded_ids: Sequence[str]) -> list[Officer]:
 # --- the reporter's way back -------------------------------------------------
 
 
-def open_with_receipt(db: Session, keyring: Keyring, receipt: str) -> tuple[str, bytes]:
+def _any_report(_public_id: str) -> bool:
+    return True
+
+
+def open_with_receipt(
+    db: Session, keyring: Keyring, receipt: str, may_try: Callable[[str], bool] = _any_report
+) -> tuple[str, bytes]:
     """Find a report by its receipt and unseal its data key.
 
     Unknown, mistyped and deleted receipts raise the same error. A receipt that
@@ -281,6 +288,11 @@ def open_with_receipt(db: Session, keyring: Keyring, receipt: str) -> tuple[str,
     HMAC(pepper, receipt), and a receipt has 80 random bits, so nobody can learn
     anything by timing a miss (there is nothing near to find), while a flood of
     guesses costs the server one HMAC and one indexed lookup each.
+
+    ``may_try(report public id)`` says whether a found report may be opened now
+    (the web layer's limit on tries of one report, which then costs a derivation
+    each); if not, :class:`ReceiptTriedTooOften` is raised. Only someone who holds
+    the right receipt can meet it.
     """
     try:
         normalised = crypto.normalise_receipt(receipt)
@@ -291,6 +303,8 @@ def open_with_receipt(db: Session, keyring: Keyring, receipt: str) -> tuple[str,
     )
     if report is None:
         raise ReceiptNotFound()
+    if not may_try(report.public_id):
+        raise ReceiptTriedTooOften(report.public_id)
     params = crypto.KdfParams.decode(report.receipt_kdf)
     receipt_key = derive_key(normalised.encode(), report.receipt_salt, params, Work.RECEIPT)
     try:

@@ -82,7 +82,11 @@ def handle_too_many(error: HTTPException) -> Response | tuple[str, int, dict[str
         return error.response
     from whistle.web.limits import seconds_until_retry
 
-    seconds = seconds_until_retry()
+    return too_many(seconds_until_retry())
+
+
+def too_many(seconds: int) -> tuple[str, int, dict[str, str]]:
+    """The page of a limit that was hit, saying when to try again."""
     title, _advice = MESSAGES[429]
     advice = (
         f"For everyone's safety, this is limited. Please try again in {wait_text(seconds)}. "

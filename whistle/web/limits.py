@@ -2,7 +2,7 @@
 
 A whistleblowing portal must not key anything on who is asking, and many
 reporters share one address (a hospital's network, a Tor exit). So limits are
-per receipt tried, global (only if the operator sets one: a flood would use a
+per report whose right receipt is tried, global (only if the operator sets one: a flood would use a
 global limit up and turn genuine reporters away), per officer account (password resets) or per
 officer's known device (logins: a login from elsewhere is slowed by
 ``officers.check_password_login`` instead, so that nobody can keep an officer
@@ -21,8 +21,8 @@ import time
 
 from flask import request
 from flask_limiter import Limiter
+from limits import RateLimitItem, parse
 
-from whistle import crypto
 from whistle.config import Settings
 from whistle.web import devices
 from whistle.web.runtime import runtime
@@ -48,14 +48,26 @@ def _hashed(label: bytes, value: str) -> str:
     return hmac.new(runtime().settings.secret_key, label + value.encode(), hashlib.sha256).hexdigest()[:24]
 
 
-def receipt_key() -> str:
-    """The receipt being tried, normalised, so every spelling of one receipt shares a bucket."""
-    typed = request.form.get("receipt", "")
-    try:
-        typed = crypto.normalise_receipt(typed)
-    except crypto.InvalidCode:
-        typed = typed.strip().upper()
-    return _hashed(b"receipt:", typed)
+def _report_tries() -> tuple[RateLimitItem, str]:
+    return parse(runtime().settings.receipt_attempts_per_receipt), "receipt-one"
+
+
+def may_open(report_public_id: str) -> bool:
+    """Count a try of the right receipt of this report; whether it is within the limit.
+
+    Only receipts that match a report are counted (``reports.open_with_receipt`` asks),
+    so a flood of random receipts leaves no counter behind: keyed by the receipt
+    typed, it used to leave one per guess, half a kilobyte each, for an hour.
+    """
+    item, scope = _report_tries()
+    return limiter.limiter.hit(item, scope, _hashed(b"report:", report_public_id))
+
+
+def seconds_until_open(report_public_id: str) -> int:
+    """How long until this report's receipt may be tried again."""
+    item, scope = _report_tries()
+    stats = limiter.limiter.get_window_stats(item, scope, _hashed(b"report:", report_public_id))
+    return max(1, math.ceil(stats.reset_time - time.time()))
 
 
 def device_key() -> str:
@@ -76,10 +88,6 @@ def everyone() -> str:
 
 def receipt_limit_global() -> str:
     return runtime().settings.receipt_attempts_global
-
-
-def receipt_limit_per_receipt() -> str:
-    return runtime().settings.receipt_attempts_per_receipt
 
 
 def login_limit_per_account() -> str:
@@ -110,7 +118,6 @@ receipt_limits = [
         scope="receipt-all",
         exempt_when=no_receipt_limit_global,
     ),
-    limiter.limit(receipt_limit_per_receipt, key_func=receipt_key, methods=["POST"], scope="receipt-one"),
 ]
 reset_limit = limiter.limit(login_limit_per_account, key_func=account_key, methods=["POST"], scope="login")
 login_limit = limiter.limit(

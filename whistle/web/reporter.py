@@ -23,13 +23,14 @@ from whistle.services.errors import (
     AlreadySubmitted,
     NobodyToRead,
     ReceiptNotFound,
+    ReceiptTriedTooOften,
     ReportNotFound,
     ServerBusy,
     UnknownOfficer,
     UploadRejected,
 )
 from whistle.services.turns import Work
-from whistle.web import limits, queues
+from whistle.web import errors, limits, queues
 from whistle.web.errors import wait_text
 from whistle.web.forms import ReceiptForm, ReporterReplyForm, ReportForm
 from whistle.web.runtime import db, organisation, policy, public_url, runtime
@@ -131,9 +132,8 @@ def new_report() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
 
 @bp.route("/follow-up", methods=["GET", "POST"])
 @limits.receipt_limits[0]
-@limits.receipt_limits[1]
 @queues.posts_in_turn(Work.RECEIPT)
-def follow_up() -> str | Response | tuple[str, int]:
+def follow_up() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, str]]:
     # The rate limits above come first: under a flood of guesses, a refusal must cost as little
     # as possible, so the CSRF check (which opens the session) is made here rather than before.
     if request.method == "POST":
@@ -144,10 +144,12 @@ def follow_up() -> str | Response | tuple[str, int]:
         return render_template("reporter/follow_up.html", form=form, gone=gone), (422 if form.errors else 200)
     rt = runtime()
     try:
-        report_id, dek = reports.open_with_receipt(db(), rt.keyring, form.receipt.data)
+        report_id, dek = reports.open_with_receipt(db(), rt.keyring, form.receipt.data, limits.may_open)
     except ReceiptNotFound:
         form.receipt.errors.append(RECEIPT_NOT_FOUND)
         return render_template("reporter/follow_up.html", form=form), 422
+    except ReceiptTriedTooOften as refused:
+        return errors.too_many(limits.seconds_until_open(refused.report))
     assert isinstance(session, SealedSession)
     session.clear()
     session.regenerate()
