@@ -20,6 +20,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     LargeBinary,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -188,6 +189,9 @@ class Report(Base):
     #: Derived from the clocks, kept so that lists sort and filter on an index.
     acknowledge_by: Mapped[dt.date] = mapped_column(Date)
     feedback_by: Mapped[dt.date] = mapped_column(Date)
+    #: The feedback period (months from acknowledgement) in force when the report arrived: the
+    #: report keeps the deadlines it was given, whatever an administrator sets later.
+    feedback_months: Mapped[int] = mapped_column(SmallInteger, server_default="3")
     #: The sooner of the two still to meet (:data:`NEXT_DEADLINE`): overdue and due-soon are one
     #: range of its index, read in the order an officer works through them.
     next_deadline: Mapped[dt.date | None] = mapped_column(Date, Computed(NEXT_DEADLINE, persisted=True))

@@ -607,9 +607,10 @@ def test_the_case_page_shows_a_record_of_who_did_what(app, alice):
     assert not re.search(r"\d{2}:\d{2} report opened", record)
     assert "message sent" in record
     assert "Thank you for raising this." not in record, "the record names events, not content"
-    assert [kind for kind, _actor in audit_entries(app, report_id)][:3] == [
+    assert [kind for kind, _actor in audit_entries(app, report_id)][:4] == [
         "report_opened",
         "message_sent",
+        "status_changed",  # the first reply acknowledges the report
         "report_opened",
     ]
     assert {actor for _kind, actor in audit_entries(app, report_id)} == {alice.public_id}

@@ -623,3 +623,79 @@ def test_a_reporter_whose_case_was_deleted_is_sent_back_with_a_plain_word(client
     assert "deleted" in page and "no longer opens anything" in page
     # The session is over: the case page sends them to the receipt form.
     assert client.get("/follow-up/case").headers["Location"].endswith("/follow-up")
+
+
+# --- the timeline tells the truth in every state --------------------------------------------
+
+
+def on_case(officer: FlaskClient, report_id: str, action: str, data: dict[str, str]) -> None:
+    """An officer sends one of the case page's forms."""
+    page = f"/officer/reports/{report_id}"
+    response = form_post(officer, page, data, action=f"{page}/{action}")
+    assert response.status_code == 303, response.get_data(as_text=True)
+
+
+def timeline_of(page: str) -> list[str]:
+    """Each step of the reporter's timeline as it reads, after the hidden Done/Next/Later."""
+    steps = re.findall(r'<li class="timeline-step[^>]*>(.*?)</li>', page, re.S)
+    return [text_of(re.sub(r'<span class="visually-hidden">[^<]*</span>', "", step)) for step in steps]
+
+
+def test_a_first_reply_acknowledges_the_report_and_the_timeline_agrees(client, app, alice):
+    reporter = open_case(app, submit_report(client))
+    today = runtime_of(app).clock.today()
+    officer = officer_client(app, alice)
+    (report_id,) = reports_listed(officer)
+
+    on_case(officer, report_id, "messages", {"body": "Thank you. We are looking into it."})
+
+    page = reporter.get("/follow-up/case").get_data(as_text=True)
+    lead = text_of(re.search(r'<p class="lead">(.*?)</p>', page, re.S).group(1))
+    assert lead.startswith("Acknowledged by an officer"), lead
+    steps = timeline_of(page)
+    assert f"Acknowledged Yes, on {day(today)}" in steps
+    assert any(step.startswith("Answered Yes.") for step in steps)
+    assert "Not yet" not in " ".join(steps)
+    current = re.search(r'<li class="timeline-step timeline-step--current"[^>]*>(.*?)</li>', page, re.S)
+    assert text_of(current.group(1)).startswith(
+        f"Next: Feedback due by {day(today + relativedelta(months=3))}"
+    )
+    assert "Acknowledged" in text_of(officer.get(f"/officer/reports/{report_id}").get_data(as_text=True))
+
+
+def test_a_reply_marked_as_the_feedback_ends_feedback_due_for_the_reporter(client, app, alice):
+    reporter = open_case(app, submit_report(client))
+    today = runtime_of(app).clock.today()
+    officer = officer_client(app, alice)
+    (report_id,) = reports_listed(officer)
+
+    on_case(officer, report_id, "messages", {"body": "Here is what we have done.", "is_feedback": "y"})
+
+    page = reporter.get("/follow-up/case").get_data(as_text=True)
+    steps = timeline_of(page)
+    assert f"Feedback given Given on {day(today)}." in steps
+    assert "Feedback due by" not in text_of(page)
+    assert 'aria-current="step"' not in page  # every step is done
+
+
+def test_a_report_keeps_the_deadlines_it_was_given_when_the_periods_change(client, app, alice):
+    today = runtime_of(app).clock.today()
+    acknowledge_by, feedback_by = (
+        today + dt.timedelta(days=7),
+        today + dt.timedelta(days=7) + relativedelta(months=3),
+    )
+    reporter = open_case(app, submit_report(client))
+    admin = officer_client(app, alice)
+    periods = {"organisation_name": "Northshire Council", "acknowledge_days": "2", "feedback_months": "1"}
+    changed = form_post(admin, "/admin/settings", {**periods, "retention_months": "12"})
+    assert changed.status_code == 303, changed.get_data(as_text=True)
+
+    before = text_of(reporter.get("/follow-up/case").get_data(as_text=True))
+    assert f"An officer should acknowledge your report by {day(acknowledge_by)}." in before
+    assert f"Feedback due by {day(feedback_by)}" in before
+
+    (report_id,) = reports_listed(admin)
+    on_case(admin, report_id, "status", {"status": "acknowledged"})
+    after = text_of(reporter.get("/follow-up/case").get_data(as_text=True))
+    # Three months from acknowledgement, the period the report was given; not the new one month.
+    assert f"Feedback due by {day(today + relativedelta(months=3))}" in after

@@ -1030,6 +1030,7 @@ def test_closing_again_changes_the_outcome_and_keeps_earlier_feedback(
     # Closed once: the second close is not a second step in the case's history.
     assert [(h.status, h.changed_on) for h in case.history] == [
         (ReportStatus.NEW, RECEIVED),
+        (ReportStatus.ACKNOWLEDGED, dt.date(2024, 2, 20)),  # by the first reply
         (ReportStatus.CLOSED, dt.date(2024, 3, 1)),
     ]
     assert reports.reporter_case(db, public_id, dek, policy).closing_summary == SUMMARY_TEXT
@@ -1603,7 +1604,7 @@ def test_every_operation_writes_its_own_kind_of_audit_entry_and_never_content(
     assert _kinds(db) == {
         "report_opened": 1,
         "message_sent": 2,
-        "status_changed": 1,
+        "status_changed": 2,  # the first reply acknowledges; then investigating
         "priority_changed": 1,
         "assigned": 1,
         "triage_updated": 1,
@@ -1616,6 +1617,7 @@ def test_every_operation_writes_its_own_kind_of_audit_entry_and_never_content(
     assert [e.kind for e in history] == [
         "report_opened",
         "message_sent",
+        "status_changed",
         "message_sent",
         "status_changed",
         "priority_changed",
@@ -1630,6 +1632,7 @@ def test_every_operation_writes_its_own_kind_of_audit_entry_and_never_content(
     events = db.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
     assert {(e.actor, e.report) for e in events} == {(alice.officer.public_id, public_id)}
     assert [(e.kind, e.subject, e.detail) for e in events if e.subject or e.detail] == [
+        ("status_changed", None, "acknowledged"),
         ("message_sent", None, "feedback"),
         ("status_changed", None, "investigating"),
         ("priority_changed", None, "high"),
@@ -1683,3 +1686,18 @@ def test_the_actor_is_named_by_public_id_and_its_key_is_not_shown(make_officer: 
     assert actor.name == alice.officer.public_id
     assert alice.private_key.hex() not in repr(actor)
     assert repr(alice.private_key) not in repr(actor)
+
+
+def test_a_first_reply_acknowledges_a_new_report_and_a_later_one_changes_nothing(
+    db: Session, store: SealedStore, keyring: Keyring, policy: Policy, make_officer: MakeOfficer
+) -> None:
+    actor = _actor(make_officer("Alice Officer"))
+    public_id, dek = reports.open_with_receipt(db, keyring, _submit(db, store, keyring, policy).receipt)
+
+    cases.reply(db, actor, public_id, REPLY_TEXT, _at(dt.date(2024, 2, 1)))
+    cases.reply(db, actor, public_id, REPLY_TEXT, _at(dt.date(2024, 2, 9)))
+
+    seen = reports.reporter_case(db, public_id, dek, policy)
+    assert (seen.status, seen.acknowledged_on) == (ReportStatus.ACKNOWLEDGED, dt.date(2024, 2, 1))
+    assert seen.deadlines.feedback_by == dt.date(2024, 5, 1)
+    assert [step for _text, step in seen.history] == [RECEIVED, dt.date(2024, 2, 1)]

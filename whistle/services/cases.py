@@ -845,7 +845,11 @@ def _officer_name(db: Session, officer_id: int | None) -> str | None:
 def reply(
     db: Session, actor: Actor, public_id: str, body: str, at: Moment, *, is_feedback: bool = False
 ) -> None:
-    """Answer the reporter; a reply marked as feedback stops the three-month clock."""
+    """Answer the reporter; a reply marked as feedback stops the three-month clock.
+
+    A first reply to a new report acknowledges it: the reporter has been answered, so the
+    case and the reporter's timeline must not still say it waits to be looked at.
+    """
     report, dek = _key(db, actor, public_id, KeyPurpose.DATA)
     add_message(report, dek, Author.OFFICER, actor.officer, body, at.today)
     if is_feedback and report.feedback_given_on is None:
@@ -853,17 +857,20 @@ def reply(
     audit.record(
         db, "message_sent", actor.name, at.now, report=public_id, detail="feedback" if is_feedback else ""
     )
+    if report.status is ReportStatus.NEW:
+        _change_status(report, ReportStatus.ACKNOWLEDGED, actor.officer, at.today)
+        audit.record(
+            db, "status_changed", actor.name, at.now, report=public_id, detail=ReportStatus.ACKNOWLEDGED.value
+        )
     db.flush()
 
 
-def _change_status(
-    report: Report, status: ReportStatus, officer: Officer, policy: Policy, today: dt.date
-) -> None:
+def _change_status(report: Report, status: ReportStatus, officer: Officer, today: dt.date) -> None:
     report.status = status
     report.status_changed_on = today
     if status is not ReportStatus.NEW and report.acknowledged_on is None:
         report.acknowledged_on = today
-    refresh_clocks(report, policy)
+    refresh_clocks(report)
     report.history.append(
         StatusChange(status=status, changed_on=today, officer_id=officer.id, seq=len(report.history))
     )
@@ -884,7 +891,7 @@ def set_status(
         report.closed_on = None
         report.closing_summary_sealed = None
         report.summary_shared = False
-    _change_status(report, status, actor.officer, policy, at.today)
+    _change_status(report, status, actor.officer, at.today)
     audit.record(db, "status_changed", actor.name, at.now, report=public_id, detail=status.value)
     db.flush()
 
@@ -909,7 +916,7 @@ def close_case(
     if share_with_reporter and report.feedback_given_on is None:
         report.feedback_given_on = at.today
     if report.status is not ReportStatus.CLOSED:
-        _change_status(report, ReportStatus.CLOSED, actor.officer, policy, at.today)
+        _change_status(report, ReportStatus.CLOSED, actor.officer, at.today)
     audit.record(db, "case_closed", actor.name, at.now, report=public_id, detail=outcome.value)
     db.flush()
 

@@ -125,6 +125,8 @@ class ReporterCase:
     status_text: str
     status_changed_on: dt.date
     read_on: dt.date | None
+    acknowledged_on: dt.date | None
+    feedback_given_on: dt.date | None
     deadlines: Deadlines
     messages: list[ThreadMessage]
     attachments: list[AttachmentInfo]
@@ -147,10 +149,20 @@ def deadlines(received_on: dt.date, acknowledged_on: dt.date | None, policy: Pol
     return Deadlines(acknowledge_by, feedback_from + relativedelta(months=policy.feedback_months))
 
 
-def refresh_clocks(report: Report, policy: Policy) -> None:
-    """Keep the stored deadlines in step with the case (lists filter and sort on them)."""
-    clocks = deadlines(report.received_on, report.acknowledged_on, policy)
-    report.acknowledge_by, report.feedback_by = clocks.acknowledge_by, clocks.feedback_by
+def refresh_clocks(report: Report) -> None:
+    """Keep the stored feedback deadline in step with the case (lists filter and sort on it).
+
+    Both clocks run on what the report was given when it arrived: the day to acknowledge
+    by never moves, and feedback is due the report's own period after acknowledgement.
+    """
+    report.feedback_by = (report.acknowledged_on or report.acknowledge_by) + relativedelta(
+        months=report.feedback_months
+    )
+
+
+def given_deadlines(report: Report) -> Deadlines:
+    """The deadlines a report holds, as stored."""
+    return Deadlines(report.acknowledge_by, report.feedback_by)
 
 
 # --- associated data ---------------------------------------------------------
@@ -245,7 +257,9 @@ def submit_report(
     sealed = attachments.seal_uploads(store, report, dek, uploads, Author.REPORTER, policy, today)
     report.attachments.extend(sealed)
     report.history.append(StatusChange(status=ReportStatus.NEW, changed_on=today, seq=0))
-    refresh_clocks(report, policy)
+    report.acknowledge_by = today + dt.timedelta(days=policy.acknowledge_days)
+    report.feedback_months = policy.feedback_months
+    refresh_clocks(report)
     db.add(report)
     try:
         db.flush()
@@ -256,7 +270,7 @@ def submit_report(
             raise AlreadySubmitted() from None
         raise
     files = [attachments.describe(report, dek, attachment) for attachment in sealed]
-    return Submitted(receipt, public_id, today, deadlines(today, None, policy), files)
+    return Submitted(receipt, public_id, today, given_deadlines(report), files)
 
 
 def _readers(db: Session, excluded_ids: Sequence[str]) -> list[Officer]:
@@ -331,7 +345,9 @@ def reporter_case(db: Session, public_id: str, dek: bytes, policy: Policy) -> Re
         status_text=STATUS_FOR_REPORTER[report.status],
         status_changed_on=report.status_changed_on,
         read_on=report.first_read_on,
-        deadlines=deadlines(report.received_on, report.acknowledged_on, policy),
+        acknowledged_on=report.acknowledged_on,
+        feedback_given_on=report.feedback_given_on,
+        deadlines=given_deadlines(report),
         messages=thread(report, dek, officer_names=False),
         attachments=attachments.describe_all(report, dek),
         files_left=attachments.files_left(policy, len(report.attachments)),

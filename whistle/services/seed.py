@@ -387,6 +387,7 @@ def _make_case(plan: SeedPlan, rng: random.Random, profile: str) -> SeededCase:
             "priority": priority,
             "acknowledge_by": clocks.acknowledge_by,
             "feedback_by": clocks.feedback_by,
+            "feedback_months": plan.policy.feedback_months,
             "assignee_id": lead.id if assigned else None,
             "officer_category": rng.choice(_OFFICER_CATEGORIES) if triaged else None,
             "detriment_risk": risk or DetrimentRisk.NOT_ASSESSED,
