@@ -1,7 +1,7 @@
 """a report keeps its deadlines: the feedback period it was given
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 Create Date: 2026-12-06 07:20:00
 
 The receipt promises two days. They used to be worked out again from the
@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from alembic import op
 from dateutil.relativedelta import relativedelta
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0012"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
