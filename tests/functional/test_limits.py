@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event, func, select
 
-from tests.conftest import REPORT, csrf_token, follow_up, form_post, login, submit_report
+from tests.conftest import REPORT, add_officer, csrf_token, follow_up, form_post, login, submit_report
 from whistle import create_app, crypto
 from whistle.config import Settings
 from whistle.models import Report
@@ -124,6 +124,20 @@ def test_a_flood_of_junk_reports_does_not_turn_away_a_genuine_one(app, alice):
     }
     assert statuses == {200}
     assert submit_report(app.test_client())
+
+
+def test_resets_are_limited_per_officer_and_made_up_emails_are_not_counted(limited_app, alice):
+    client = limited_app.test_client()
+    wrong_key = {"recovery_key": "AAAA-BBBB-CCCC-DDDD-EEEE-FFFF-GGGG-HHHH", "password": "a long new password"}
+    for _ in range(4):
+        made_up = form_post(client, "/officer/reset", {"email": "nobody@example.org", **wrong_key})
+        assert made_up.status_code == 422
+    for _ in range(2):
+        assert form_post(client, "/officer/reset", {"email": alice.email, **wrong_key}).status_code == 422
+    refused = form_post(client, "/officer/reset", {"email": alice.email, **wrong_key})
+    assert refused.status_code == 429
+    assert "Too many attempts" in refused.get_data(as_text=True)
+    assert 0 < int(refused.headers["Retry-After"]) <= 15 * 60
 
 
 def test_submissions_are_limited(limited_app, alice):
@@ -252,6 +266,7 @@ def test_a_rate_limit_storage_that_is_down_refuses_the_limited_forms_and_says_no
     app = create_app(Settings.load(instance.path, rate_limit_storage="redis://127.0.0.1:1/0"))
     app.config["TESTING"] = True
     client = app.test_client()
+    add_officer(app, "Alice Officer", "alice@example.org")
     try:
         assert client.get("/").status_code == 200
         reset = {"email": "alice@example.org", "recovery_key": "AAAA-BBBB", "password": "a long new password"}

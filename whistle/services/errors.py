@@ -17,6 +17,14 @@ class ReceiptTriedTooOften(WhistleError):
         self.report = report
 
 
+class ResetTriedTooOften(WhistleError):
+    """Password resets for this officer tried more often than their limit allows."""
+
+    def __init__(self, officer: str) -> None:
+        super().__init__()
+        self.officer = officer
+
+
 class ReportNotFound(WhistleError):
     """The report does not exist, or this officer holds no key for it."""
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, select
@@ -41,6 +42,7 @@ from whistle.services.errors import (
     NotConfirmed,
     OfficerExists,
     RecoveryFailed,
+    ResetTriedTooOften,
     SetupUnavailable,
     UnknownOfficer,
     WeakPassword,
@@ -368,8 +370,18 @@ def _open_with_recovery_code(officer: Officer | None, recovery_code: str) -> byt
         return None
 
 
+def _any_officer(_public_id: str) -> bool:
+    return True
+
+
 def reset_password(
-    db: Session, kdf: crypto.KdfParams, email: str, recovery_code: str, password: str, now: dt.datetime
+    db: Session,
+    kdf: crypto.KdfParams,
+    email: str,
+    recovery_code: str,
+    password: str,
+    now: dt.datetime,
+    may_try: Callable[[str], bool] = _any_officer,
 ) -> str:
     """Set a new password with the officer's recovery key; return their new recovery key.
 
@@ -381,10 +393,14 @@ def reset_password(
     tells nothing but whether the email is an active officer's (as for logins),
     and a flood of made-up resets cannot fill the officers' queue for
     derivations. Every other session of the officer ends; two-factor login
-    stays as it was.
+    stays as it was. ``may_try(officer public id)`` says whether a reset may be
+    tried for the officer now (the web layer's limit, counted only for an active
+    officer's email); if not, :class:`ResetTriedTooOften` is raised.
     """
     check_password(password)
     officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email), Officer.is_active))
+    if officer is not None and not may_try(officer.public_id):
+        raise ResetTriedTooOften(officer.public_id)
     private_key = _open_with_recovery_code(officer, recovery_code)
     if officer is None or private_key is None:
         if officer is not None:

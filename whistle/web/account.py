@@ -17,10 +17,11 @@ from whistle.services.errors import (
     InvitationUnavailable,
     NotConfirmed,
     RecoveryFailed,
+    ResetTriedTooOften,
     WeakPassword,
 )
 from whistle.services.turns import Work
-from whistle.web import limits, queues
+from whistle.web import errors, limits, queues
 from whistle.web.forms import EnrolTwoFactorForm, ResetPasswordForm, WelcomeForm
 from whistle.web.officer import require_officer
 from whistle.web.runtime import db, organisation, runtime
@@ -112,20 +113,27 @@ def show_qr_code() -> Response:
 
 
 @bp.route("/reset", methods=["GET", "POST"])
-@limits.reset_limit
 @queues.posts_in_turn(Work.OFFICER)
-def reset() -> str | tuple[str, int]:
+def reset() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
     form = ResetPasswordForm()
     if not form.validate_on_submit():
         return render_template("account/reset.html", form=form), (422 if form.errors else 200)
     rt = runtime()
     try:
         recovery_code = officers.reset_password(
-            db(), rt.keyring.kdf, form.email.data, form.recovery_key.data, form.password.data, rt.clock.now()
+            db(),
+            rt.keyring.kdf,
+            form.email.data,
+            form.recovery_key.data,
+            form.password.data,
+            rt.clock.now(),
+            limits.may_reset,
         )
     except WeakPassword as error:
         form.password.errors.append(str(error))
         return render_template("account/reset.html", form=form), 422
+    except ResetTriedTooOften as refused:
+        return errors.too_many(limits.seconds_until_reset(refused.officer))
     except RecoveryFailed:
         db().commit()  # the failed attempt stays in the audit log
         form.recovery_key.errors.append(RESET_FAILED)

@@ -2,14 +2,16 @@
 
 A whistleblowing portal must not key anything on who is asking, and many
 reporters share one address (a hospital's network, a Tor exit). So limits are
-per report whose right receipt is tried, global (only if the operator sets one: a flood would use a
-global limit up and turn genuine reporters away), per officer account (password resets) or per
-officer's known device (logins: a login from elsewhere is slowed by
+kept per report whose right receipt is tried, per officer for password resets
+(both counted only once a report or an active officer is found, so that a flood
+of made-up receipts or emails leaves no counter behind), per officer's known
+browser for logins (a login from elsewhere is slowed by
 ``officers.check_password_login`` instead, so that nobody can keep an officer
-out by using up a limit on their account); each key is an HMAC, so
-neither a receipt, an email address nor a device id reaches the limiter's storage
-(process memory for one process, Redis through ``rate_limit_storage`` when
-there are several).
+out by using up a limit on their account), and globally only if the operator
+sets a global limit (a flood would use it up and turn genuine reporters away).
+Each key is an HMAC, so no receipt, email address or device id reaches the
+limiter's storage (process memory for one process, Redis through
+``rate_limit_storage`` when there are several).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import hmac
 import math
 import time
 
-from flask import request
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse
 
@@ -48,8 +49,27 @@ def _hashed(label: bytes, value: str) -> str:
     return hmac.new(runtime().settings.secret_key, label + value.encode(), hashlib.sha256).hexdigest()[:24]
 
 
-def _report_tries() -> tuple[RateLimitItem, str]:
-    return parse(runtime().settings.receipt_attempts_per_receipt), "receipt-one"
+def _counted(setting: str, scope: str, public_id: str) -> tuple[RateLimitItem, str, str]:
+    return parse(setting), scope, _hashed(scope.encode() + b":", public_id)
+
+
+def _report_tries(report_public_id: str) -> tuple[RateLimitItem, str, str]:
+    return _counted(runtime().settings.receipt_attempts_per_receipt, "receipt-one", report_public_id)
+
+
+def _reset_tries(officer_public_id: str) -> tuple[RateLimitItem, str, str]:
+    return _counted(runtime().settings.login_attempts_per_account, "reset", officer_public_id)
+
+
+def _hit(counted: tuple[RateLimitItem, str, str]) -> bool:
+    item, *identifiers = counted
+    return limiter.limiter.hit(item, *identifiers)
+
+
+def _seconds_left(counted: tuple[RateLimitItem, str, str]) -> int:
+    item, *identifiers = counted
+    stats = limiter.limiter.get_window_stats(item, *identifiers)
+    return max(1, math.ceil(stats.reset_time - time.time()))
 
 
 def may_open(report_public_id: str) -> bool:
@@ -59,15 +79,22 @@ def may_open(report_public_id: str) -> bool:
     so a flood of random receipts leaves no counter behind: keyed by the receipt
     typed, it used to leave one per guess, half a kilobyte each, for an hour.
     """
-    item, scope = _report_tries()
-    return limiter.limiter.hit(item, scope, _hashed(b"report:", report_public_id))
+    return _hit(_report_tries(report_public_id))
 
 
 def seconds_until_open(report_public_id: str) -> int:
     """How long until this report's receipt may be tried again."""
-    item, scope = _report_tries()
-    stats = limiter.limiter.get_window_stats(item, scope, _hashed(b"report:", report_public_id))
-    return max(1, math.ceil(stats.reset_time - time.time()))
+    return _seconds_left(_report_tries(report_public_id))
+
+
+def may_reset(officer_public_id: str) -> bool:
+    """Count a reset tried for this (active) officer; whether it is within the limit. As for
+    receipts, a made-up email is never counted, so a flood of them leaves nothing behind."""
+    return _hit(_reset_tries(officer_public_id))
+
+
+def seconds_until_reset(officer_public_id: str) -> int:
+    return _seconds_left(_reset_tries(officer_public_id))
 
 
 def device_key() -> str:
@@ -78,20 +105,12 @@ def no_known_device() -> bool:
     return devices.device_id() is None
 
 
-def account_key() -> str:
-    return _hashed(b"login:", request.form.get("email", "").strip().lower())
-
-
 def everyone() -> str:
     return "everyone"
 
 
 def receipt_limit_global() -> str:
     return runtime().settings.receipt_attempts_global
-
-
-def login_limit_per_account() -> str:
-    return runtime().settings.login_attempts_per_account
 
 
 def login_limit_per_device() -> str:
@@ -119,7 +138,6 @@ receipt_limits = [
         exempt_when=no_receipt_limit_global,
     ),
 ]
-reset_limit = limiter.limit(login_limit_per_account, key_func=account_key, methods=["POST"], scope="login")
 login_limit = limiter.limit(
     login_limit_per_device,
     key_func=device_key,
