@@ -111,7 +111,7 @@ def create_app(settings: Settings | None = None, **overrides: Any) -> Flask:
     rt = Runtime.build(settings, engine, make_session_factory(engine, sessions_info))
     app.extensions["whistle"] = rt
     with rt.session_factory() as db, db.begin():
-        maintenance.sweep(db, rt.store, rt.clock.now())
+        maintenance.sweep(db, rt.store, rt.clock.now())  # what `whistle maintain` does hourly
     app.session_interface = SealedSessionInterface(rt)
     app.config["RATELIMIT_STORAGE_URI"] = settings.rate_limit_storage
     app.config["RATELIMIT_STORAGE_OPTIONS"] = storage_options(settings)

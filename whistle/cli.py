@@ -16,8 +16,8 @@ from sqlalchemy.pool import NullPool
 from whistle import audit, create_app
 from whistle.config import ConfigError, Settings, create_instance, instance_path_from_env
 from whistle.crypto import CryptoError, InvalidCode, export_private_key, import_private_key
-from whistle.db import analyze, make_engine, upgrade
-from whistle.services import notifications, officers, recovery, retention
+from whistle.db import analyze, checkpoint, make_engine, upgrade
+from whistle.services import maintenance, notifications, officers, recovery, retention
 from whistle.services import settings as settings_service
 from whistle.services.errors import OfficerExists, UnknownOfficer, WeakPassword, WrongRecoveryKey
 from whistle.web.runtime import Runtime
@@ -270,6 +270,19 @@ def seed_command(count: int, workers: int | None) -> None:
     except (NotSeedable, NobodyToRead) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Added {count:,} demonstration cases; the instance holds {total:,} seeded cases.")
+
+
+@cli.command("maintain")
+def maintain() -> None:
+    """Hourly housekeeping (cron): settle new files, sweep leftovers and expired sessions."""
+    rt = _runtime()
+    with rt.session_factory() as db, db.begin():
+        swept = maintenance.sweep(db, rt.store, rt.clock.now())
+    checkpoint(rt.engine)
+    click.echo(
+        f"Settled {swept.settled_files} new file(s); removed {swept.partial_files} half-written and "
+        f"{swept.orphaned_files} orphaned file(s) and {swept.expired_sessions} expired session(s)."
+    )
 
 
 @cli.command("purge")

@@ -118,3 +118,16 @@ def analyze(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
         connection.exec_driver_sql(f"PRAGMA analysis_limit={SQLITE_ANALYSIS_LIMIT}")
     connection.exec_driver_sql("ANALYZE")
+
+
+def checkpoint(engine: Engine) -> None:
+    """Fold SQLite's write-ahead log into the database file and empty it.
+
+    The log keeps recent pages in the order they were written, which a copy of
+    the instance folder could read; ``whistle maintain`` empties it hourly. Other
+    databases keep no such file here.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

@@ -157,3 +157,29 @@ def test_only_the_recovery_key_reads_the_exact_times_of_the_log(app, client, ali
     wrong.write_text(crypto.export_private_key(crypto.generate_keypair().private))
     refused = whistle("audit", "times", "--key-file", str(wrong))
     assert refused.exit_code != 0 and "not this organisation's" in refused.output
+
+
+def test_maintain_settles_new_files_so_none_keeps_the_time_of_its_upload(app, client, alice, instance):
+    import io
+    import time
+
+    submit_report(client, attachments=[(io.BytesIO(b"rota photo"), "rota.png", "image/png")])
+    files = instance.path / "files"
+    (waiting,) = [path for path in (files / "new").iterdir() if not path.name.startswith(".")]
+    uploaded = waiting.stat()
+    time.sleep(1.1)
+
+    result = whistle("maintain")
+
+    assert result.exit_code == 0, result.output
+    # Settled by this run, or by the start-up of the command's own app, which does the same.
+    assert result.output.startswith("Settled ")
+    (settled,) = [path for path in files.glob("??/*")]
+    assert settled.name == waiting.name and not waiting.exists()
+    assert settled.stat().st_ctime > uploaded.st_ctime and settled.stat().st_mtime % 86_400 == 0
+    # The officer still downloads it.
+    officer = app.test_client()
+    login(officer, alice)
+    (report_id,) = reports_listed(officer)
+    page = officer.get(f"/officer/reports/{report_id}").get_data(as_text=True)
+    assert "rota.png" in page

@@ -244,8 +244,10 @@ def _age(path: Path, by: dt.timedelta) -> None:
 
 
 def _blob(store: SealedStore, data: bytes = b"sealed") -> Path:
+    """A sealed file, settled into its place."""
     with store.create() as (name, handle):
         handle.write(data)
+    store.settle(dt.datetime.now(dt.UTC).timestamp())
     return store.root / name[:2] / name
 
 
@@ -263,6 +265,7 @@ def test_maintenance_sweeps_old_leftovers_and_expired_sessions_only(
         now.date(),
     )
     db.flush()
+    store.settle(now.timestamp())
     (attached,) = [path for path in store.root.rglob("*") if path.is_file()]
     old_orphan, young_orphan = _blob(store), _blob(store)
     old_partial = old_orphan.parent / (".part-" + "ab" * 24)  # what a crash mid-write leaves
@@ -299,8 +302,9 @@ def test_maintenance_leaves_the_file_store_root_with_its_day_only(db: Session, s
     an upload: the start-up sweep keeps only that day."""
     moment = dt.datetime(2026, 3, 4, 14, 3, 27, tzinfo=dt.UTC).timestamp()
     os.utime(store.root, (moment, moment))
-    maintenance.sweep(db, store, dt.datetime.now(dt.UTC))
-    assert store.root.stat().st_mtime == dt.datetime(2026, 3, 4, tzinfo=dt.UTC).timestamp()
+    now = dt.datetime.now(dt.UTC)
+    maintenance.sweep(db, store, now)
+    assert store.root.stat().st_mtime == dt.datetime.combine(now.date(), dt.time(), dt.UTC).timestamp()
 
 
 def test_a_healthy_instance_has_no_part_unavailable(db: Session, store: SealedStore) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,13 @@ def store(tmp_path: Path) -> SealedStore:
 def _write(store: SealedStore, data: bytes) -> str:
     with store.create() as (name, handle):
         handle.write(data)
+    return name
+
+
+def _settled(store: SealedStore, data: bytes) -> str:
+    """A file written, then settled into its place as ``whistle maintain`` does."""
+    name = _write(store, data)
+    assert store.settle(time.time()) == 1
     return name
 
 
@@ -47,7 +55,7 @@ def test_empty_blob_round_trip(store: SealedStore) -> None:
 
 
 def test_name_is_random_hex_and_file_is_under_a_two_letter_folder(store: SealedStore) -> None:
-    name = _write(store, b"sealed")
+    name = _settled(store, b"sealed")
     assert re.fullmatch("[0-9a-f]{48}", name)
     path = store.root / name[:2] / name
     assert path.read_bytes() == b"sealed"
@@ -56,6 +64,8 @@ def test_name_is_random_hex_and_file_is_under_a_two_letter_folder(store: SealedS
 
 def test_file_mode_is_0600(store: SealedStore) -> None:
     name = _write(store, b"sealed")
+    assert stat.S_IMODE((store.root / "new" / name).stat().st_mode) == 0o600
+    store.settle(time.time())
     path = store.root / name[:2] / name
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) & 0o077 == 0
@@ -98,7 +108,7 @@ def test_exception_inside_create_keeps_other_blobs(store: SealedStore) -> None:
         handle.write(b"lost")
         raise _Boom
     assert list(store.names()) == [kept]
-    assert _all_files(store.root) == [store.root / kept[:2] / kept]
+    assert _all_files(store.root) == [store.root / "new" / kept]
 
 
 @pytest.mark.parametrize(
@@ -158,7 +168,7 @@ def test_open_of_a_missing_name_fails(store: SealedStore) -> None:
 
 
 def test_delete_removes(store: SealedStore) -> None:
-    name = _write(store, b"x")
+    name = _settled(store, b"x")
     other = _write(store, b"y")
     store.delete(name)
     with pytest.raises(StorageError):
@@ -213,3 +223,34 @@ def test_a_second_store_on_the_same_root_sees_the_blobs(tmp_path: Path) -> None:
     second = SealedStore(tmp_path / "files")
     with second.open(name) as handle:
         assert handle.read() == b"shared"
+
+
+# --- file system times: whistle maintain settles new files ------------------------------
+
+
+def test_a_file_can_be_read_before_and_after_it_is_settled(store: SealedStore) -> None:
+    name = _write(store, b"evidence")
+    with store.open(name) as handle:
+        assert handle.read() == b"evidence"
+    store.settle(time.time())
+    assert not (store.root / "new" / name).exists()
+    with store.open(name) as handle:
+        assert handle.read() == b"evidence"
+    assert store.settle(time.time()) == 0
+
+
+def test_after_settling_no_file_or_folder_time_dates_an_upload(store: SealedStore) -> None:
+    """A copy of the files, taken after the hourly run, shows the run's time, never an upload's."""
+    names = [_write(store, bytes([i]) * 100) for i in range(5)]
+    uploads = [(store.root / "new" / name).stat() for name in names]
+    time.sleep(1.1)
+    started = time.time()
+    assert store.settle(started) == 5
+    for name, upload in zip(names, uploads, strict=True):
+        settled = (store.root / name[:2] / name).stat()
+        assert settled.st_ino != upload.st_ino, "a new file, born when the run was"
+        assert settled.st_ctime >= started - 0.01 > upload.st_ctime
+        assert settled.st_mtime % 86_400 == 0, "the day only"
+    for folder in {store.root, store.root / "new", *(store.root / name[:2] for name in names)}:
+        assert folder.stat().st_mtime % 86_400 == 0, folder
+        assert folder.stat().st_ctime >= started - 0.01, folder

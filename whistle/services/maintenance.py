@@ -24,16 +24,20 @@ class Swept:
     partial_files: int
     orphaned_files: int
     expired_sessions: int
+    #: New files copied into place (see ``SealedStore.settle``).
+    settled_files: int = 0
 
 
 def sweep(db: Session, store: SealedStore, now: dt.datetime) -> Swept:
-    """Remove half-written files, sealed files no row refers to, and expired sessions;
-    leave the file store's root with its day only.
+    """``whistle maintain`` (hourly, and at start-up): settle new files into place, so that no
+    file or folder time dates an upload more finely than the hour; remove half-written files,
+    sealed files no row refers to, and expired sessions; leave the store's root with its day only.
 
     A crash between writing an attachment and committing its report leaves a
     sealed file (never plaintext) with no row; it is deleted here once it is
     certainly not a submission still in flight elsewhere.
     """
+    settled = store.settle(now.timestamp())
     partial = store.remove_partial(older_than=(now - GRACE).timestamp())
     # Published files carry only their day, so an orphan is swept once its day
     # is over and a whole day more has passed.
@@ -46,7 +50,7 @@ def sweep(db: Session, store: SealedStore, now: dt.datetime) -> Swept:
     for name in orphans:
         store.delete(name)
     store.blur_root_time()
-    return Swept(partial, len(orphans), sessions.sweep(db, now))
+    return Swept(partial, len(orphans), sessions.sweep(db, now), settled)
 
 
 def unavailable(db: Session, store: SealedStore) -> list[str]:
