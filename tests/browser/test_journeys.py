@@ -164,7 +164,8 @@ def reporter_journey(tab: Tab) -> str:
         expect(notice).to_be_focused()
     expect(page.get_by_label("What happened?", exact=True)).to_have_value(WHAT_HAPPENED)
     expect(page.get_by_label("Bob Officer")).to_be_checked()
-    expect(page.get_by_text("Please choose your files again before sending.")).to_be_visible()
+    expect(page.locator("#files-not-kept")).to_contain_text("rota.png")  # named, to choose again
+    expect(notice.get_by_role("button")).to_have_count(0)  # no way to send without seeing that
     tab.check("report-form-immediate-risk")
     page.locator("#attachments").set_input_files(evidence())
     send_report(page)

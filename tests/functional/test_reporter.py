@@ -297,6 +297,82 @@ def test_no_immediate_risk_is_sent_at_once(client, app, alice):
     assert len(reports_listed(officer_client(app, alice))) == 1
 
 
+# --- files across a page sent back --------------------------------------------------------
+
+
+def hidden_values(page: str, name: str) -> list[str]:
+    fields = re.findall(rf'<input type="hidden" name="{name}" value="([^"]*)">', page)
+    return [html_lib.unescape(value) for value in fields]
+
+
+def _send_back_with_files(client: FlaskClient, **fields: object) -> str:
+    """Send the form with two files and a mistake (or immediate risk): it comes back."""
+    photos = [(io.BytesIO(b"photo one"), "ward-round.jpg"), (io.BytesIO(b"photo two"), "rota <week 3>.pdf")]
+    response = form_post(
+        client, "/report", {**REPORT, "attachments": photos, **fields}, content_type="multipart/form-data"
+    )
+    return response.get_data(as_text=True)
+
+
+def test_files_dropped_by_a_sent_back_form_are_named_and_must_be_chosen_again_or_left_out(client, app, alice):
+    page = _send_back_with_files(client, what_happened="")
+
+    notice = text_of(page[page.index('id="files-not-kept"') : page.index("<h1>")])
+    assert "Your files have not been kept" in notice
+    assert "ward-round.jpg" in notice and "rota <week 3>.pdf" in notice
+    step_3 = text_of(page[page.index('id="step-3"') : page.index('id="step-4"')])
+    assert "Not kept when this page came back: ward-round.jpg, rota <week 3>.pdf." in step_3
+    assert "Send my report without these files" in step_3
+    assert hidden_values(page, "dropped_files") == ["ward-round.jpg", "rota <week 3>.pdf"]
+
+    # Corrected and sent again, without the files and without saying so: not sent.
+    corrected = {
+        **REPORT,
+        "csrf_token": csrf_token(page),
+        "dropped_files": hidden_values(page, "dropped_files"),
+    }
+    refused = client.post("/report", data=corrected, content_type="multipart/form-data")
+    assert refused.status_code == 422
+    refused_page = refused.get_data(as_text=True)
+    assert "These files have not been sent: ward-round.jpg, rota <week 3>.pdf." in text_of(refused_page)
+    assert "Your report has been sent" not in refused_page
+    assert reports_listed(officer_client(app, alice)) == []
+
+    # One chosen again: the other is still named.
+    again = {**corrected, "attachments": [(io.BytesIO(b"photo one"), "ward-round.jpg")]}
+    partly = client.post("/report", data=again, content_type="multipart/form-data").get_data(as_text=True)
+    assert "These files have not been sent: rota <week 3>.pdf." in text_of(partly)
+
+    # Left out on purpose: sent.
+    without = {**corrected, "csrf_token": csrf_token(partly), "send_without_files": "y"}
+    sent = client.post("/report", data=without, content_type="multipart/form-data")
+    assert "Your report has been sent" in sent.get_data(as_text=True)
+
+
+def test_after_the_emergency_page_the_report_goes_with_its_files_chosen_again(client, app, alice):
+    page = _send_back_with_files(client, immediate_risk="yes")
+
+    assert "You said someone may be at immediate risk" in text_of(page)
+    assert "ward-round.jpg" in text_of(page[: page.index("<h1>")])
+    urgent = page[page.index("notice--urgent") : page.index('id="files-not-kept"')]
+    assert "Send my report</button>" not in urgent, "no shortcut that would send without the files"
+
+    chosen = [(io.BytesIO(b"photo one"), "ward-round.jpg"), (io.BytesIO(b"photo two"), "rota <week 3>.pdf")]
+    resent = {
+        **REPORT,
+        "immediate_risk": "yes",
+        "emergency_seen": "y",
+        "csrf_token": csrf_token(page),
+        "dropped_files": hidden_values(page, "dropped_files"),
+        "attachments": chosen,
+    }
+    sent = client.post("/report", data=resent, content_type="multipart/form-data")
+
+    assert sent.status_code == 200
+    receipt = text_of(sent.get_data(as_text=True))
+    assert "ward-round.jpg" in receipt and "rota <week 3>.pdf" in receipt
+
+
 # --- excluding officers ----------------------------------------------------------
 
 

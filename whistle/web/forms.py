@@ -43,6 +43,9 @@ from whistle.services.reports import CATEGORIES, IMMEDIATE_RISK, RAISED_BEFORE, 
 
 TEXT_LIMIT = 20_000
 SHORT_LIMIT = 2_000
+#: The names of files not kept when a form is sent back: how many, and how long each, at most.
+MAX_FILE_NAMES = 100
+FILE_NAME_LIMIT = 255
 
 
 class WhistleForm(FlaskForm):
@@ -73,6 +76,25 @@ def no_nul(_form: FlaskForm, field: Field) -> None:
         raise ValidationError(
             "This contains a character that cannot be accepted (a NUL byte). Please remove it."
         )
+
+
+class HiddenListField(Field):
+    """Values carried in hidden inputs of one name, one input each; they come back as a list."""
+
+    def __init__(self, label: str | None = None, validators: Any = None, **kwargs: Any):
+        super().__init__(label, validators, **kwargs)
+        self.data: list[str] = []
+
+    def process_formdata(self, valuelist: list[str]) -> None:
+        self.data = list(valuelist)
+
+    def process_data(self, value: Any) -> None:
+        self.data = list(value or [])
+
+
+def file_names(_form: FlaskForm, field: Field) -> None:
+    if len(field.data) > MAX_FILE_NAMES or any(len(name) > FILE_NAME_LIMIT for name in field.data):
+        raise ValidationError("Choose your files again.")
 
 
 class MultiCheckboxField(Field):
@@ -145,6 +167,9 @@ class ReportForm(WhistleForm):
     #: One token per form, so that the same form sent twice makes one report. (A form served
     #: before tokens existed has none; it is taken as it always was.)
     form_token = HiddenField(validators=[Optional(), Length(max=64), no_nul])
+    #: Files chosen on an earlier sending of this form, which were not kept (never in clear).
+    dropped_files = HiddenListField(validators=[file_names, no_nul])
+    send_without_files = BooleanField("Send my report without these files")
 
     def set_categories(self, labels: Mapping[str, str]) -> None:
         self.category.choices = _choices(labels)

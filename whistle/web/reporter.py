@@ -7,6 +7,7 @@ in a cookie.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Blueprint, abort, make_response, redirect, render_template, request, session, url_for
@@ -70,8 +71,20 @@ def index() -> str:
     )
 
 
-def _render_report_form(form: ReportForm, **extra: Any) -> str:
+def _render_report_form(form: ReportForm, files: Sequence[Upload] = (), **extra: Any) -> str:
+    """The form, as sent or sent back with what was typed. Files are never kept, so each file
+    chosen and not sent is named, to choose again or to leave out on purpose."""
+    if files:
+        form.dropped_files.data = list(
+            dict.fromkeys([*form.dropped_files.data, *(f.filename for f in files)])
+        )
+        form.send_without_files.data = False
     return render_template("reporter/new_report.html", form=form, policy=policy(), **extra)
+
+
+def _files_not_chosen_again(form: ReportForm, files: Sequence[Upload]) -> list[str]:
+    chosen = {upload.filename for upload in files}
+    return [name for name in form.dropped_files.data if name not in chosen]
 
 
 @bp.route("/report", methods=["GET", "POST"])
@@ -85,10 +98,17 @@ def new_report() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
         return _render_report_form(form)
     files = uploads_from(form)
     if not form.validate():
-        return _render_report_form(form, files_lost=bool(files)), 422
+        return _render_report_form(form, files), 422
     if form.immediate_risk.data == "yes" and not form.emergency_seen.data:
         form.emergency_seen.data = True
-        return _render_report_form(form, emergency=True, files_lost=bool(files))
+        return _render_report_form(form, files, emergency=True)
+    missing = _files_not_chosen_again(form, files)
+    if missing and not form.send_without_files.data:
+        form.attachments.errors.append(
+            f"These files have not been sent: {', '.join(missing)}. Choose them again, "
+            f"or tick “{form.send_without_files.label.text}”."
+        )
+        return _render_report_form(form, files), 422
     rt = runtime()
     answers = reports.Answers(
         category=form.category.data,
@@ -117,12 +137,12 @@ def new_report() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
         form.excluded_officers.errors.append(
             "At least one officer must be able to read your report. Untick one of them."
         )
-        return _render_report_form(form, files_lost=bool(files)), 422
+        return _render_report_form(form, files), 422
     except UploadRejected as error:
         form.attachments.errors.append(str(error))
-        return _render_report_form(form, files_lost=True), 422
+        return _render_report_form(form, files), 422
     except ServerBusy:
-        page = _render_report_form(form, busy=True, files_lost=bool(files))
+        page = _render_report_form(form, files, busy=True)
         return page, 503, {"Retry-After": str(BUSY_RETRY_SECONDS)}
     # The receipt is shown in this response only: nothing keeps it.
     return render_template(
