@@ -12,6 +12,7 @@ import hmac
 import io
 import os
 import re
+import secrets
 from collections.abc import Callable
 
 import pytest
@@ -968,3 +969,30 @@ def test_tokens_and_public_ids_are_random() -> None:
 def test_token_hash_is_sha256() -> None:
     assert crypto.token_hash("abc") == hashlib.sha256(b"abc").digest()
     assert crypto.token_hash("abc") != crypto.token_hash("abd")
+
+
+# --- padding ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [0, 1, 3, 200, 1000, 1024, 5000, 20_000, 65_000, 200_000])
+def test_a_padded_seal_opens_to_exactly_what_was_sealed(length: int) -> None:
+    key = crypto.new_key()
+    text = secrets.token_bytes(length)
+    sealed = crypto.seal_padded(key, text, b"ad")
+    assert crypto.open_sealed(key, sealed, b"ad") == text
+    assert len(sealed) - crypto.NONCE_BYTES - crypto.TAG_BYTES <= max(
+        crypto.MIN_PADDED_BYTES, len(text) * 1.13 + 64
+    )
+
+
+def test_short_texts_of_any_length_seal_to_one_size_and_long_ones_to_few() -> None:
+    """What a copy of the database shows of a reporter's words: not their length."""
+    key = crypto.new_key()
+    assert len({len(crypto.seal_padded(key, b"x" * n, b"")) for n in range(0, 1000, 7)}) == 1
+    sizes = {len(crypto.seal_padded(key, b"x" * n, b"")) for n in range(5_000, 6_000)}
+    assert len(sizes) <= 5  # Padmé: steps of 256 bytes at this length
+
+
+def test_what_was_sealed_before_padding_still_opens() -> None:
+    key = crypto.new_key()
+    assert crypto.open_sealed(key, crypto.seal(key, b'{"legacy": true}', b"ad"), b"ad") == b'{"legacy": true}'

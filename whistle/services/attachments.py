@@ -166,7 +166,7 @@ def _seal_one(
         public_id=public_id,
         author=author,
         uploaded_on=today,
-        meta_sealed=crypto.seal(dek, json.dumps(meta).encode(), _meta_context(report, public_id)),
+        meta_sealed=crypto.seal_padded(dek, json.dumps(meta).encode(), _meta_context(report, public_id)),
         blob_name=blob_name,
     )
 

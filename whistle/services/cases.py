@@ -911,7 +911,7 @@ def close_case(
     report, dek = _key(db, actor, public_id, KeyPurpose.DATA)
     report.outcome = outcome
     report.closed_on = at.today
-    report.closing_summary_sealed = crypto.seal(dek, summary.encode(), summary_context(public_id))
+    report.closing_summary_sealed = crypto.seal_padded(dek, summary.encode(), summary_context(public_id))
     report.summary_shared = share_with_reporter
     if share_with_reporter and report.feedback_given_on is None:
         report.feedback_given_on = at.today
@@ -956,7 +956,9 @@ def set_triage(
     report.officer_category = category or None
     report.detriment_risk = risk
     report.protective_actions_sealed = (
-        crypto.seal(internal, protective_actions.encode(), _internal_context(public_id, "protective-actions"))
+        crypto.seal_padded(
+            internal, protective_actions.encode(), _internal_context(public_id, "protective-actions")
+        )
         if protective_actions
         else None
     )
@@ -973,7 +975,7 @@ def add_note(db: Session, actor: Actor, public_id: str, body: str, at: Moment) -
             public_id=note_id,
             officer_id=actor.officer.id,
             written_at=at.now,
-            body_sealed=crypto.seal(internal, body.encode(), _note_context(public_id, note_id)),
+            body_sealed=crypto.seal_padded(internal, body.encode(), _note_context(public_id, note_id)),
         )
     )
     audit.record(db, "note_added", actor.name, at.now, report=public_id)

@@ -234,7 +234,9 @@ def submit_report(
         # Never from the sealed answers: a priority in clear would tell a copy of the database
         # what the reporter said about immediate risk. The officer who reads it is asked to set it.
         priority=Priority.NORMAL,
-        answers_sealed=crypto.seal(dek, json.dumps(asdict(answers)).encode(), answers_context(public_id)),
+        answers_sealed=crypto.seal_padded(
+            dek, json.dumps(asdict(answers)).encode(), answers_context(public_id)
+        ),
     )
     for purpose, key in ((KeyPurpose.DATA, dek), (KeyPurpose.INTERNAL, internal_key)):
         info = crypto.wrap_info(public_id, purpose.value)
@@ -411,7 +413,7 @@ def add_message(
             author=author,
             officer=officer,
             sent_on=today,
-            body_sealed=crypto.seal(dek, body.encode(), message_context(report.public_id, message_id)),
+            body_sealed=crypto.seal_padded(dek, body.encode(), message_context(report.public_id, message_id)),
             position_sealed=seal_position(dek, report.public_id, message_id, len(report.messages)),
         )
     )

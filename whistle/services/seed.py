@@ -381,7 +381,7 @@ def _make_case(plan: SeedPlan, rng: random.Random, profile: str) -> SeededCase:
             "unread_reporter_messages": life.closed is None
             and life.acknowledged is not None
             and rng.random() < 0.1,
-            "answers_sealed": crypto.seal(
+            "answers_sealed": crypto.seal_padded(
                 dek, json.dumps(asdict(answers)).encode(), answers_context(public_id)
             ),
             "priority": priority,
@@ -392,7 +392,7 @@ def _make_case(plan: SeedPlan, rng: random.Random, profile: str) -> SeededCase:
             "officer_category": rng.choice(_OFFICER_CATEGORIES) if triaged else None,
             "detriment_risk": risk or DetrimentRisk.NOT_ASSESSED,
             "protective_actions_sealed": (
-                crypto.seal(
+                crypto.seal_padded(
                     internal,
                     _PROTECTIVE_ACTIONS.encode(),
                     crypto.context("report", public_id, "internal", "protective-actions"),
@@ -403,7 +403,7 @@ def _make_case(plan: SeedPlan, rng: random.Random, profile: str) -> SeededCase:
             "outcome": rng.choice(list(Outcome)) if life.closed else None,
             "closed_on": life.closed,
             "closing_summary_sealed": (
-                crypto.seal(dek, rng.choice(_SUMMARIES).encode(), summary_context(public_id))
+                crypto.seal_padded(dek, rng.choice(_SUMMARIES).encode(), summary_context(public_id))
                 if life.closed
                 else None
             ),
@@ -453,7 +453,7 @@ def _message(
             "author": author,
             "officer_id": officer.id if officer else None,
             "sent_on": day,
-            "body_sealed": crypto.seal(dek, body.encode(), message_context(public_id, message_id)),
+            "body_sealed": crypto.seal_padded(dek, body.encode(), message_context(public_id, message_id)),
             "position_sealed": seal_position(dek, public_id, message_id, len(case.messages)),
         }
     )
@@ -486,7 +486,7 @@ def _add_dialogue(
                 "public_id": note_id,
                 "officer_id": lead.id,
                 "written_at": dt.datetime.combine(written, dt.time(10, rng.randint(0, 59)), dt.UTC),
-                "body_sealed": crypto.seal(
+                "body_sealed": crypto.seal_padded(
                     internal,
                     rng.choice(_NOTES).encode(),
                     crypto.context("report", case.report["public_id"], "note", note_id),

@@ -1,4 +1,4 @@
-"""A copy of the database cannot order what a reporter wrote against what officers did.
+"""What a copy of the database shows of a reporter: not the order of their actions, nor their words' length.
 
 The insider holds the database and the audit log, whose officer entries are exact.
 If keys increased, an officer reply, a reporter's reply and another officer reply
@@ -94,3 +94,14 @@ def test_sqlite_keeps_no_hidden_row_number_beside_the_key(app, client, alice):
             query = f'SELECT count(*) FROM "{table.name}" WHERE rowid != id'  # noqa: S608 - our own tables
             stray = connection.execute(text(query)).scalar()
             assert stray == 0, table.name
+
+
+def test_the_size_of_what_a_reporter_wrote_is_not_in_the_database(app, client, alice):
+    """A one-line report and a page-long one seal to the same size, and so do short replies."""
+    from whistle.models import Report
+
+    submit_report(client, what_happened="Visits missed.", when_where="")
+    submit_report(client, what_happened="Visits are being missed every week. " * 20)
+    with runtime_of(app).session_factory() as db:
+        sizes = {len(sealed) for sealed in db.scalars(select(Report.answers_sealed))}
+    assert len(sizes) == 1
