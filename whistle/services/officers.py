@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from whistle import audit, crypto
 from whistle.models import Invitation, KeyPurpose, KeyWrap, Officer, Report, ServerSession, SetupToken
@@ -49,6 +50,8 @@ from whistle.services.errors import (
 )
 
 MIN_PASSWORD_CHARS = 12
+#: zxcvbn's score, 0 to 4: 3 is "safely unguessable" (about 10^10 guesses).
+MIN_PASSWORD_SCORE = 3
 #: Failures in a row (wrong password or wrong code) before unknown devices must wait ...
 FREE_FAILURES = 3
 #: ... one second after the first of them, twice as long after each further one, up to this.
@@ -76,9 +79,22 @@ def normalise_email(email: str) -> str:
     return email.strip().lower()
 
 
-def check_password(password: str) -> None:
+def check_password(password: str, *, known: Sequence[str] = ()) -> None:
+    """Refuse a password under 12 characters, or one zxcvbn (Dropbox's estimator of guessing
+    cost) scores below 3 of 4, taking the officer's own name and email (``known``) as easy.
+
+    A database copy alone lets the password seal of a private key be guessed offline: the
+    length rule alone let "aaaaaaaaaaaa" and "password1234" through."""
     if len(password) < MIN_PASSWORD_CHARS:
         raise WeakPassword(f"Choose a password of at least {MIN_PASSWORD_CHARS} characters.")
+    # zxcvbn's own cost grows with the length; past 100 characters the score is settled.
+    verdict = zxcvbn(password[:100], user_inputs=[part for text in known for part in text.split("@")])
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        warning = verdict["feedback"].get("warning") or "it follows a pattern that is tried early"
+        raise WeakPassword(
+            f"That password would be easy to guess ({warning.rstrip('.').lower()}). "
+            "Choose a longer one: three or four unrelated words are strong and easy to remember."
+        )
 
 
 def _seal_keys(officer: Officer, kdf: crypto.KdfParams, password: str, private_key: bytes) -> str:
@@ -109,7 +125,7 @@ def create_officer(
 ) -> NewOfficer:
     """Make an officer with a fresh hybrid key pair, sealed under their password
     and, separately, under a one-time recovery key."""
-    check_password(password)
+    check_password(password, known=(email, display_name))
     email = normalise_email(email)
     if db.scalar(select(Officer.id).where(Officer.email == email)) is not None:
         raise OfficerExists(f"An officer with the email address {email} already exists.")
@@ -197,7 +213,7 @@ def set_up_first_admin(
     """Use the setup token (once) to create the first administrator."""
     if not setup_token_valid(db, token):
         raise SetupUnavailable()
-    check_password(password)
+    check_password(password, known=(email,))
     db.execute(delete(SetupToken))
     return create_officer(db, kdf, email, display_name, password, now, is_admin=True)
 
@@ -397,7 +413,7 @@ def reset_password(
     tried for the officer now (the web layer's limit, counted only for an active
     officer's email); if not, :class:`ResetTriedTooOften` is raised.
     """
-    check_password(password)
+    check_password(password, known=(email,))
     officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email), Officer.is_active))
     if officer is not None and not may_try(officer.public_id):
         raise ResetTriedTooOften(officer.public_id)
@@ -582,7 +598,7 @@ def accept_invitation(
     not work.
     """
     invitation, officer = _live_invitation(db, token, now)
-    check_password(password)
+    check_password(password, known=(invitation.email, invitation.display_name))
     db.delete(invitation)
     if officer is None:
         created = create_officer(
