@@ -25,18 +25,75 @@
   function errorSummary() {
     var first = doc.querySelector("[data-focus-on-load]");
     if (first) first.focus();
-    all(".error-summary").forEach(function (summary) {
-      summary.addEventListener("click", function (event) {
-        var link = event.target.closest("a[href^='#']");
-        var input = link && doc.getElementById(link.getAttribute("href").slice(1));
-        if (!input) return;
-        event.preventDefault();
-        var fieldset = input.closest("fieldset");
-        var label = fieldset ? fieldset.querySelector("legend") : doc.querySelector("label[for='" + input.id + "']");
-        (label || input).scrollIntoView();
-        input.focus({ preventScroll: true });
-      });
+    all(".error-summary").forEach(summaryLinks);
+  }
+
+  function summaryLinks(summary) {
+    summary.addEventListener("click", function (event) {
+      var link = event.target.closest("a[href^='#']");
+      var input = link && doc.getElementById(link.getAttribute("href").slice(1));
+      if (!input) return;
+      event.preventDefault();
+      var fieldset = input.closest("fieldset");
+      var label = fieldset ? fieldset.querySelector("legend") : doc.querySelector("label[for='" + input.id + "']");
+      (label || input).scrollIntoView();
+      input.focus({ preventScroll: true });
     });
+  }
+
+  /* A step is checked when it is left, as the server would check it on Send: each
+     required question answered (a field marked data-required carries the server's
+     own words), and no text over its limit. Errors show as the server shows them:
+     a summary at the top of the step, linked to each field, and a message by each. */
+  function stepErrors(section) {
+    all("[data-step-error]", section).forEach(function (node) { node.remove(); });
+    all(".field--checked", section).forEach(function (field) {
+      field.classList.remove("field--error", "field--checked");
+      all("[aria-invalid]", field).forEach(function (input) { input.removeAttribute("aria-invalid"); });
+    });
+    var problems = [];
+    all(".field[data-required]", section).forEach(function (field) {
+      var choices = all("input[type=radio], input[type=checkbox]", field);
+      var inputs = choices.length ? choices : all("input, textarea, select", field);
+      var answered = choices.length
+        ? choices.some(function (input) { return input.checked; })
+        : inputs.some(function (input) { return input.value.trim() !== ""; });
+      if (!answered && inputs.length) problems.push({ field: field, target: inputs[0], text: field.getAttribute("data-required") });
+    });
+    all("[data-char-limit]", section).forEach(function (info) {
+      var input = doc.getElementById(info.getAttribute("data-for"));
+      var limit = parseInt(info.getAttribute("data-char-limit"), 10);
+      var used = input ? Array.from(input.value).length + (input.value.match(/\n/g) || []).length : 0;
+      if (input && used > limit) {
+        problems.push({ field: input.closest(".field"), target: input, text: "Please keep this under " + limit.toLocaleString("en-GB") + " characters." });
+      }
+    });
+    problems.forEach(function (problem) {
+      var id = (problem.target.closest("fieldset") || problem.target).id || problem.target.id;
+      var message = make("p", { "class": "field-error", "id": id + "-step-error", "data-step-error": "" });
+      message.appendChild(make("span", { "class": "visually-hidden" }, "Error:"));
+      message.appendChild(doc.createTextNode(" " + problem.text));
+      var anchor = problem.field.querySelector("legend") || problem.field.querySelector("label");
+      anchor.parentNode.insertBefore(message, anchor.nextSibling);
+      problem.field.classList.add("field--error", "field--checked");
+      problem.target.setAttribute("aria-invalid", "true");
+      problem.link = problem.target.id;
+    });
+    if (!problems.length) return true;
+    var summary = make("div", { "class": "error-summary", "role": "alert", "tabindex": "-1", "data-step-error": "" });
+    summary.appendChild(make("h2", {}, "There is a problem"));
+    var list = make("ul");
+    problems.forEach(function (problem) {
+      var item = make("li");
+      item.appendChild(make("a", { "href": "#" + problem.link }, problem.text));
+      list.appendChild(item);
+    });
+    summary.appendChild(list);
+    var heading = section.querySelector(".step-title");
+    heading.parentNode.insertBefore(summary, heading.nextSibling);
+    summaryLinks(summary);
+    summary.focus();
+    return false;
   }
 
   /* Character counts, in the manner of GOV.UK's: the browser's own maxlength
@@ -125,6 +182,10 @@
       }
     }
 
+    function leave(index) {
+      if (stepErrors(sections[index])) go(index + 1);
+    }
+
     function go(index) {
       history.pushState({ whistleStep: index }, "", "#step-" + (index + 1));
       show(index, true);
@@ -139,7 +200,7 @@
       actions.classList.add("step-nav");
       if (index < sections.length - 1) {
         var next = make("button", { "type": "button", "class": "button" }, "Continue");
-        next.addEventListener("click", function () { go(index + 1); });
+        next.addEventListener("click", function () { leave(index); });
         actions.appendChild(next);
       }
       if (index > 0) {
@@ -161,7 +222,7 @@
       if (current < sections.length - 1) {
         event.preventDefault();
         event.stopImmediatePropagation();
-        go(current + 1);
+        leave(current);
       }
     }, true);
 

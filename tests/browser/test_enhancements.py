@@ -52,12 +52,27 @@ def test_without_script_the_limit_is_stated_and_kept(open_tab, portal: Portal):
     expect(page.get_by_role("button", name="Send my report")).to_be_visible()
 
 
+def _answer_step(page, step: int) -> None:
+    if step == 1:
+        page.get_by_label("Something else").check()
+        page.get_by_label("What happened?", exact=True).fill("Visits were recorded but never made.")
+    if step == 2:
+        page.locator("#immediate_risk-1").check()
+        page.locator("#raised_before-1").check()
+
+
 def test_the_steps_fit_a_320_pixel_screen(open_tab, portal: Portal):
     tab = open_tab(NARROW_JS, portal)
     tab.goto("/report")
     page = tab.page
     tab.check("report-form")
+    page.locator("section:not([hidden])").get_by_role("button", name="Continue").click()
+    expect(page.locator("#step-1 .error-summary")).to_be_focused()  # checked, and said so
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 320, f"step 1 with its errors is {width}px wide"
+    tab.check("report-form-step-errors")
     for step in (2, 3, 4):
+        _answer_step(page, step - 1)
         page.locator("section:not([hidden])").get_by_role("button", name="Continue").click()
         expect(page.locator(f"#step-{step}-title")).to_be_focused()
         width = page.evaluate("document.documentElement.scrollWidth")
@@ -65,11 +80,19 @@ def test_the_steps_fit_a_320_pixel_screen(open_tab, portal: Portal):
     tab.check("report-form-last-step")
 
 
-def test_enter_in_an_early_step_moves_on_and_sends_nothing(open_tab, portal: Portal):
+def test_enter_in_an_early_step_checks_it_moves_on_and_sends_nothing(open_tab, portal: Portal):
     tab = open_tab(JS, portal)
     tab.goto("/report")
     page = tab.page
     page.get_by_label("Something else").check()
+    page.keyboard.press("Enter")
+    summary = page.locator("#step-1 .error-summary")
+    expect(summary).to_be_focused()
+    expect(summary.get_by_role("link")).to_have_text(["Tell us what happened."])
+    expect(page.locator("#step-2-title")).to_be_hidden()
+
+    page.get_by_label("What happened?", exact=True).fill("Visits were recorded but never made.")
+    page.get_by_label("Something else").focus()
     page.keyboard.press("Enter")
     expect(page.locator("#step-2-title")).to_be_focused()
     expect(page).to_have_url(re.compile(r"/report#step-2$"))

@@ -297,6 +297,18 @@ def test_no_immediate_risk_is_sent_at_once(client, app, alice):
     assert len(reports_listed(officer_client(app, alice))) == 1
 
 
+def test_the_form_marks_each_required_question_with_the_words_the_server_would_use(client):
+    page = client.get("/report").get_data(as_text=True)
+
+    required = re.findall(r'<div class="field[^"]*" data-required="([^"]*)">', page)
+    assert required == [
+        "Choose what your concern is about.",
+        "Tell us what happened.",
+        "Tell us whether someone may be at immediate risk.",
+        "Tell us whether you have raised this before.",
+    ]
+
+
 # --- files across a page sent back --------------------------------------------------------
 
 
