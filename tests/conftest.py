@@ -157,7 +157,14 @@ def add_officer(app: Flask, name: str, email: str, *, admin: bool = False) -> Of
     rt = runtime_of(app)
     with rt.session_factory() as db, db.begin():
         created = officers.create_officer(
-            db, rt.keyring.kdf, email, name, PASSWORD, rt.clock.now(), is_admin=admin
+            db,
+            rt.keyring.kdf,
+            email,
+            name,
+            PASSWORD,
+            rt.clock.now(),
+            is_admin=admin,
+            pepper=rt.keyring.pepper,
         )
     return OfficerAccount(created.officer.public_id, email, name, PASSWORD, created.recovery_code)
 

@@ -96,7 +96,14 @@ def add_officer(email: str, display_name: str, admin: bool) -> None:
     with rt.session_factory() as db, db.begin():
         try:
             created = officers.create_officer(
-                db, rt.keyring.kdf, email, display_name, password, rt.clock.now(), is_admin=admin
+                db,
+                rt.keyring.kdf,
+                email,
+                display_name,
+                password,
+                rt.clock.now(),
+                is_admin=admin,
+                pepper=rt.keyring.pepper,
             )
         except (WeakPassword, OfficerExists) as error:
             raise click.ClickException(str(error)) from error

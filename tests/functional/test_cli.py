@@ -76,7 +76,7 @@ def _authenticate(instance: Path, email: str, password: str) -> tuple[str, bytes
     engine = make_engine(settings.database_url)
     try:
         with make_session_factory(engine)() as db:
-            officer, private_key = officers.authenticate(db, email, password)
+            officer, private_key = officers.authenticate(db, email, password, pepper=settings.pepper)
             return officer.display_name, officer.public_key, private_key
     finally:
         engine.dispose()

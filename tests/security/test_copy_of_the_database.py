@@ -105,3 +105,49 @@ def test_the_size_of_what_a_reporter_wrote_is_not_in_the_database(app, client, a
     with runtime_of(app).session_factory() as db:
         sizes = {len(sealed) for sealed in db.scalars(select(Report.answers_sealed))}
     assert len(sizes) == 1
+
+
+def test_a_copy_of_the_database_alone_cannot_check_a_guess_of_an_officers_password(app, alice):
+    """The password seal mixes in the instance's pepper, which is kept outside the database."""
+    from whistle import crypto
+    from whistle.models import Officer
+
+    with runtime_of(app).session_factory() as db:
+        officer = db.scalar(select(Officer).where(Officer.email == alice.email))
+        stored_kdf, salt, sealed = officer.password_kdf, officer.password_salt, officer.private_key_sealed
+    assert stored_kdf.startswith("pepper+")
+    # The attacker knows (or guesses right) the password, and has every column: still nothing opens.
+    params = crypto.KdfParams.decode(stored_kdf.removeprefix("pepper+"))
+    guess = crypto.derive_key(alice.password.encode(), salt, params)
+    context = crypto.context("officer", alice.public_id, "private-key", "password")
+    with pytest.raises(crypto.CryptoError):
+        crypto.open_sealed(guess, sealed, context)
+    with pytest.raises(crypto.CryptoError):
+        crypto.open_sealed(crypto.expand_key(guess, b"", b"officer password"), sealed, context)
+    # With the pepper from the instance folder it does: the officer logs in.
+    officer_client = app.test_client()
+    assert login(officer_client, alice).status_code == 303
+
+
+def test_an_officer_sealed_before_the_pepper_is_sealed_again_with_it_at_login(app, alice):
+    from whistle import crypto
+    from whistle.models import Officer
+    from whistle.services import officers
+
+    rt = runtime_of(app)
+    with rt.session_factory() as db, db.begin():
+        officer = db.scalar(select(Officer).where(Officer.email == alice.email))
+        _, private_key = officers.authenticate(db, alice.email, alice.password, pepper=rt.keyring.pepper)
+        # As an earlier version left it: Argon2id of the password alone.
+        officer.password_salt = crypto.new_salt()
+        officer.password_kdf = rt.keyring.kdf.encode()
+        key = crypto.derive_key(alice.password.encode(), officer.password_salt, rt.keyring.kdf)
+        officer.private_key_sealed = crypto.seal(
+            key, private_key, crypto.context("officer", alice.public_id, "private-key", "password")
+        )
+    assert login(app.test_client(), alice).status_code == 303
+    with rt.session_factory() as db:
+        assert db.scalar(select(Officer.password_kdf).where(Officer.email == alice.email)).startswith(
+            "pepper+"
+        )
+    assert login(app.test_client(), alice).status_code == 303

@@ -44,7 +44,7 @@ def _row(app, cookie: str) -> ServerSession | None:
 def _private_key(app, account) -> bytes:
     rt = runtime_of(app)
     with rt.session_factory() as db:
-        _officer, private_key = officers.authenticate(db, account.email, PASSWORD)
+        _officer, private_key = officers.authenticate(db, account.email, PASSWORD, pepper=rt.keyring.pepper)
     assert len(private_key) == crypto.PRIVATE_KEY_BYTES
     return private_key
 

@@ -97,13 +97,45 @@ def check_password(password: str, *, known: Sequence[str] = ()) -> None:
         )
 
 
-def _seal_keys(officer: Officer, kdf: crypto.KdfParams, password: str, private_key: bytes) -> str:
+#: Marks a password seal whose key mixes in the instance's pepper (see :func:`_password_key`).
+PEPPERED = "pepper+"
+
+
+def _password_key(officer: Officer, password: str, pepper: bytes) -> bytes:
+    """The key of an officer's password seal: Argon2id of the password, then, for a peppered
+    seal, HKDF with the instance's pepper, which lives in the instance folder and never in the
+    database. A copy of the database alone then gives nothing to guess passwords against."""
+    stored = officer.password_kdf
+    key = derive_key(
+        password.encode(), officer.password_salt, crypto.KdfParams.decode(stored.removeprefix(PEPPERED))
+    )
+    if not stored.startswith(PEPPERED):
+        return key  # sealed before the pepper was mixed in; sealed again at the next login
+    return crypto.expand_key(key, pepper, b"officer password")
+
+
+def _open_private_key(officer: Officer, password: str, pepper: bytes) -> bytes:
+    """The officer's private key, opened with their password; :class:`crypto.CryptoError` if wrong."""
+    key = _password_key(officer, password, pepper)
+    return crypto.open_sealed(key, officer.private_key_sealed, _password_context(officer.public_id))
+
+
+def _seal_under_password(
+    officer: Officer, kdf: crypto.KdfParams, password: str, private_key: bytes, pepper: bytes
+) -> None:
+    officer.password_salt = crypto.new_salt()
+    officer.password_kdf = (PEPPERED if pepper else "") + kdf.encode()
+    password_key = _password_key(officer, password, pepper)
+    officer.private_key_sealed = crypto.seal(password_key, private_key, _password_context(officer.public_id))
+
+
+def _seal_keys(
+    officer: Officer, kdf: crypto.KdfParams, password: str, private_key: bytes, pepper: bytes
+) -> str:
     """Seal a private key under the password and under a fresh one-time recovery key,
     which is returned (to be shown once) and never stored."""
-    officer.password_salt, officer.recovery_salt = crypto.new_salt(), crypto.new_salt()
-    officer.password_kdf = kdf.encode()
-    password_key = derive_key(password.encode(), officer.password_salt, kdf)
-    officer.private_key_sealed = crypto.seal(password_key, private_key, _password_context(officer.public_id))
+    officer.recovery_salt = crypto.new_salt()
+    _seal_under_password(officer, kdf, password, private_key, pepper)
     recovery_code = crypto.new_recovery_code()
     officer.private_key_recovery_sealed = crypto.seal(
         crypto.recovery_code_key(recovery_code, officer.recovery_salt),
@@ -122,9 +154,10 @@ def create_officer(
     now: dt.datetime,
     *,
     is_admin: bool = False,
+    pepper: bytes = b"",
 ) -> NewOfficer:
-    """Make an officer with a fresh hybrid key pair, sealed under their password
-    and, separately, under a one-time recovery key."""
+    """Make an officer with a fresh hybrid key pair, sealed under their password (with the
+    instance's ``pepper`` mixed in) and, separately, under a one-time recovery key."""
     check_password(password, known=(email, display_name))
     email = normalise_email(email)
     if db.scalar(select(Officer.id).where(Officer.email == email)) is not None:
@@ -139,13 +172,13 @@ def create_officer(
         created_at=now,
         public_key=pair.public,
     )
-    recovery_code = _seal_keys(officer, kdf, password, pair.private)
+    recovery_code = _seal_keys(officer, kdf, password, pair.private, pepper)
     db.add(officer)
     db.flush()
     return NewOfficer(officer, recovery_code)
 
 
-def authenticate(db: Session, email: str, password: str) -> tuple[Officer, bytes]:
+def authenticate(db: Session, email: str, password: str, *, pepper: bytes = b"") -> tuple[Officer, bytes]:
     """Check a password by unsealing the officer's private key with it.
 
     An unknown email or a deactivated officer gives the same error as a wrong
@@ -154,11 +187,8 @@ def authenticate(db: Session, email: str, password: str) -> tuple[Officer, bytes
     officer = db.scalar(select(Officer).where(Officer.email == normalise_email(email)))
     if officer is None or not officer.is_active:
         raise LoginFailed()
-    key = derive_key(password.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf))
     try:
-        private_key = crypto.open_sealed(
-            key, officer.private_key_sealed, _password_context(officer.public_id)
-        )
+        private_key = _open_private_key(officer, password, pepper)
     except crypto.CryptoError as exc:
         raise LoginFailed() from exc
     return officer, private_key
@@ -209,13 +239,15 @@ def set_up_first_admin(
     display_name: str,
     password: str,
     now: dt.datetime,
+    *,
+    pepper: bytes = b"",
 ) -> NewOfficer:
     """Use the setup token (once) to create the first administrator."""
     if not setup_token_valid(db, token):
         raise SetupUnavailable()
     check_password(password, known=(email,))
     db.execute(delete(SetupToken))
-    return create_officer(db, kdf, email, display_name, password, now, is_admin=True)
+    return create_officer(db, kdf, email, display_name, password, now, is_admin=True, pepper=pepper)
 
 
 # --- logins: lockout and the two-factor step -------------------------------------
@@ -272,7 +304,14 @@ def _succeeded(db: Session, officer: Officer, now: dt.datetime) -> None:
 
 
 def check_password_login(
-    db: Session, email: str, password: str, now: dt.datetime, *, device_of: str | None = None
+    db: Session,
+    email: str,
+    password: str,
+    now: dt.datetime,
+    *,
+    device_of: str | None = None,
+    kdf: crypto.KdfParams | None = None,
+    pepper: bytes = b"",
 ) -> PasswordAccepted:
     """The first step of a login: the password, which unseals the private key.
 
@@ -290,14 +329,14 @@ def check_password_login(
     wait = seconds_to_wait(officer, now)
     if wait and device_of != officer.public_id:
         raise LoginDelayed(wait)
-    key = derive_key(password.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf))
     try:
-        private_key = crypto.open_sealed(
-            key, officer.private_key_sealed, _password_context(officer.public_id)
-        )
+        private_key = _open_private_key(officer, password, pepper)
     except crypto.CryptoError as exc:
         _failed(db, officer, now, "password")
         raise LoginFailed() from exc
+    if pepper and kdf is not None and not officer.password_kdf.startswith(PEPPERED):
+        # Sealed before the pepper was mixed in: sealed again with it, now that the password is known.
+        _seal_under_password(officer, kdf, password, private_key, pepper)
     needs_code = twofactor.enrolled(officer)
     if not needs_code:
         _succeeded(db, officer, now)
@@ -338,6 +377,8 @@ def move_two_factor(
     code: str,
     current: str,
     now: dt.datetime,
+    *,
+    pepper: bytes = b"",
 ) -> None:
     """Move an officer's two-factor login to a new app, once they prove it is them.
 
@@ -351,10 +392,7 @@ def move_two_factor(
             if len(digits) == twofactor.DIGITS and digits.isdigit():
                 twofactor.check_code(db, officer, private_key, digits, now)
             else:
-                key = derive_key(
-                    current.encode(), officer.password_salt, crypto.KdfParams.decode(officer.password_kdf)
-                )
-                crypto.open_sealed(key, officer.private_key_sealed, _password_context(officer.public_id))
+                _open_private_key(officer, current, pepper)
         except (CodeRefused, crypto.CryptoError) as error:
             _failed(db, officer, now, "two-factor change")
             raise NotConfirmed() from error
@@ -398,6 +436,8 @@ def reset_password(
     password: str,
     now: dt.datetime,
     may_try: Callable[[str], bool] = _any_officer,
+    *,
+    pepper: bytes = b"",
 ) -> str:
     """Set a new password with the officer's recovery key; return their new recovery key.
 
@@ -429,7 +469,7 @@ def reset_password(
                 detail="recovery key",
             )
         raise RecoveryFailed()
-    new_code = _seal_keys(officer, kdf, password, private_key)
+    new_code = _seal_keys(officer, kdf, password, private_key, pepper)
     officer.failed_logins = 0
     officer.locked_until = None
     _end_sessions(db, officer)
@@ -585,7 +625,7 @@ def _held_reports(db: Session, officer: Officer) -> tuple[list[Report], set[int]
 
 
 def accept_invitation(
-    db: Session, kdf: crypto.KdfParams, token: str, password: str, now: dt.datetime
+    db: Session, kdf: crypto.KdfParams, token: str, password: str, now: dt.datetime, *, pepper: bytes = b""
 ) -> Welcome:
     """Use a one-time link: set a password, and get a new key pair with it.
 
@@ -602,7 +642,14 @@ def accept_invitation(
     db.delete(invitation)
     if officer is None:
         created = create_officer(
-            db, kdf, invitation.email, invitation.display_name, password, now, is_admin=invitation.is_admin
+            db,
+            kdf,
+            invitation.email,
+            invitation.display_name,
+            password,
+            now,
+            is_admin=invitation.is_admin,
+            pepper=pepper,
         )
         audit.record(
             db, "invitation_accepted", created.officer.public_id, now, subject=created.officer.public_id
@@ -616,7 +663,7 @@ def accept_invitation(
     db.execute(delete(KeyWrap).where(KeyWrap.officer_id == officer.id))
     pair = crypto.generate_keypair()
     officer.public_key = pair.public
-    recovery_code = _seal_keys(officer, kdf, password, pair.private)
+    recovery_code = _seal_keys(officer, kdf, password, pair.private, pepper)
     twofactor.turn_off(officer)
     officer.failed_logins = 0
     officer.locked_until = None

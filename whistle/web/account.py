@@ -78,6 +78,7 @@ def enrol_two_factor() -> str | BaseResponse | tuple[str, int]:
                 form.code.data,
                 form.current.data or "",
                 runtime().clock.now(),
+                pepper=runtime().keyring.pepper,
             )
         except NotConfirmed:
             form.current.errors.append(
@@ -128,6 +129,7 @@ def reset() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
             form.password.data,
             rt.clock.now(),
             limits.may_reset,
+            pepper=rt.keyring.pepper,
         )
     except WeakPassword as error:
         form.password.errors.append(str(error))
@@ -153,7 +155,9 @@ def welcome(token: str) -> str | tuple[str, int]:
         page = render_template("account/welcome.html", form=form, invitation=invitation)
         return page, (422 if form.errors else 200)
     try:
-        done = officers.accept_invitation(db(), rt.keyring.kdf, token, form.password.data, rt.clock.now())
+        done = officers.accept_invitation(
+            db(), rt.keyring.kdf, token, form.password.data, rt.clock.now(), pepper=rt.keyring.pepper
+        )
     except InvitationUnavailable:
         abort(404)
     except WeakPassword as error:

@@ -127,7 +127,13 @@ def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, 
     now = rt.clock.now()
     try:
         accepted = officers.check_password_login(
-            db(), form.email.data, form.password.data, now, device_of=devices.known_officer()
+            db(),
+            form.email.data,
+            form.password.data,
+            now,
+            device_of=devices.known_officer(),
+            kdf=rt.keyring.kdf,
+            pepper=rt.keyring.pepper,
         )
     except LoginDelayed as delayed:
         return _login_delayed(form, delayed.seconds)

@@ -29,6 +29,7 @@ def first_admin(token: str) -> str | tuple[str, int]:
             form.display_name.data,
             form.password.data,
             rt.clock.now(),
+            pepper=rt.keyring.pepper,
         )
     except SetupUnavailable:
         abort(404)
