@@ -513,10 +513,15 @@ def test_an_empty_receipt_asks_for_one(client, app, alice):
 def test_the_case_page_needs_a_receipt_first(client, alice):
     submit_report(client)
 
-    for response in (client.get("/follow-up/case"), client.post("/follow-up/case", data={"body": "hi"})):
-        assert response.status_code == 303
-        assert response.headers["Location"].endswith("/follow-up")
-        assert "Your report" not in response.get_data(as_text=True)
+    response = client.get("/follow-up/case")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/follow-up")
+    assert "Your report" not in response.get_data(as_text=True)
+    # A message sent without a case open goes nowhere: it comes back on the receipt page.
+    page = client.post("/follow-up/case", data={"body": "hi"}).get_data(as_text=True)
+    assert "Check on your report" in text_of(page)
+    assert textarea(page, "draft") == "hi"
+    assert "Your report" not in page
 
 
 def test_the_session_cookie_changes_when_the_receipt_is_accepted(client, app, alice):
@@ -565,6 +570,39 @@ def test_a_reporter_session_idles_out_after_twenty_minutes(client, app, alice):
 
     assert response.status_code == 303
     assert response.headers["Location"].endswith("/follow-up")
+
+
+def test_a_message_written_past_the_idle_limit_comes_back_to_be_sent_after_the_receipt(client, app, alice):
+    receipt = submit_report(client)
+    reporter = open_case(app, receipt)
+    case_page = reporter.get("/follow-up/case").get_data(as_text=True)
+    typed = "The rota for March was changed after the audit.\nAsk the team manager."
+
+    pass_time(app, dt.timedelta(minutes=31))
+    ended = reporter.post("/follow-up/case", data={"csrf_token": csrf_token(case_page), "body": typed})
+
+    page = ended.get_data(as_text=True)
+    assert ended.status_code == 200
+    assert "Your message has not been sent yet" in text_of(page)
+    assert textarea(page, "draft") == typed
+    officer = officer_client(app, alice)
+    (report_id,) = reports_listed(officer)
+    assert "The rota for March" not in officer.get(f"/officer/reports/{report_id}").get_data(as_text=True)
+
+    back = reporter.post(
+        "/follow-up", data={"csrf_token": csrf_token(page), "receipt": receipt, "draft": typed}
+    )
+    assert back.status_code == 303
+    restored = reporter.get(back.headers["Location"]).get_data(as_text=True)
+    assert textarea(restored, "body") == typed
+    assert "It has not been sent yet" in text_of(restored)
+    assert textarea(reporter.get("/follow-up/case").get_data(as_text=True), "body") == "", "offered once"
+
+    sent = reporter.post("/follow-up/case", data={"csrf_token": csrf_token(restored), "body": typed})
+    assert sent.status_code == 303
+    assert "The rota for March was changed" in officer.get(f"/officer/reports/{report_id}").get_data(
+        as_text=True
+    )
 
 
 # --- the dialogue --------------------------------------------------------------------

@@ -175,6 +175,19 @@ class ReportForm(WhistleForm):
         self.category.choices = _choices(labels)
 
 
+def draft_field() -> TextAreaField:
+    """A message written before the visit ended, carried on the sign-in page (and only there)
+    so that it can be sent after signing in again."""
+    return TextAreaField(
+        "Your message, not sent yet",
+        validators=[
+            Optional(),
+            Length(max=TEXT_LIMIT, message=f"Please keep this under {TEXT_LIMIT:,} characters."),
+            no_nul,
+        ],
+    )
+
+
 class ReceiptForm(WhistleForm):
     receipt = StringField(
         "Your receipt code",
@@ -184,6 +197,7 @@ class ReceiptForm(WhistleForm):
             no_nul,
         ],
     )
+    draft = draft_field()
 
 
 class ReporterReplyForm(WhistleForm):

@@ -174,7 +174,18 @@ def follow_up() -> str | Response | tuple[str, int] | tuple[str, int, dict[str, 
     session.clear()
     session.regenerate()
     session.update(kind=SessionKind.REPORTER.value, report=report_id, dek=dek)
+    if form.draft.data:
+        # Kept for the next page only, in the sealed session, never in clear.
+        session["draft"] = form.draft.data
     return redirect(url_for("reporter.show_case"), 303)
+
+
+def _visit_ended(typed: str) -> str:
+    """The receipt page again, for a reporter whose visit ended while they wrote: what they
+    wrote is on it, to be sent once the receipt is entered again."""
+    return render_template(
+        "reporter/follow_up.html", form=ReceiptForm(formdata=None, draft=typed), ended=True
+    )
 
 
 def _reporter_access() -> tuple[str, bytes]:
@@ -191,7 +202,9 @@ def _render_case(form: ReporterReplyForm, **extra: Any) -> str:
 
 @bp.get("/follow-up/case")
 def show_case() -> str:
-    return _render_case(ReporterReplyForm(formdata=None), sent=request.args.get("sent") == "1")
+    draft = session.pop("draft", None) if session.get("kind") == SessionKind.REPORTER.value else None
+    form = ReporterReplyForm(formdata=None, body=draft)
+    return _render_case(form, sent=request.args.get("sent") == "1", draft_restored=bool(draft))
 
 
 def _case_bucket() -> str:
@@ -225,6 +238,8 @@ def _too_many_follow_ups(_limit: RequestLimit) -> FlaskResponse:
     on_breach=_too_many_follow_ups,
 )
 def add_message() -> str | Response | tuple[str, int]:
+    if session.get("kind") != SessionKind.REPORTER.value:
+        return _visit_ended(request.form.get("body", ""))
     report_id, dek = _reporter_access()
     form = ReporterReplyForm()
     files = uploads_from(form)
