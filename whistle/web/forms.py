@@ -32,6 +32,7 @@ from wtforms.validators import (
     Length,
     NumberRange,
     Optional,
+    Regexp,
     ValidationError,
 )
 from wtforms.widgets import CheckboxInput, ListWidget
@@ -220,6 +221,9 @@ class LoginForm(WhistleForm):
     password = PasswordField(
         "Password", validators=[DataRequired("Enter your password."), Length(max=1024), no_nul]
     )
+    draft = draft_field()
+    #: Where the draft goes once logged in: ``<case public id>/messages`` or ``.../notes``.
+    draft_for = HiddenField(validators=[Optional(), Regexp(r"^[0-9a-f]{32}/(messages|notes)$")])
 
 
 class OfficerReplyForm(WhistleForm):

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Response, abort, g, redirect, render_template, request, session, url_for
 from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as BaseResponse
 
 from whistle import audit
@@ -34,7 +35,7 @@ from whistle.services.errors import (
 )
 from whistle.services.turns import Work
 from whistle.web import devices, limits, queues
-from whistle.web.errors import error_page
+from whistle.web.errors import error_page, render_error
 from whistle.web.forms import (
     AssignForm,
     CloseForm,
@@ -99,13 +100,44 @@ def _new_session(**data: Any) -> None:
     session.update(data)
 
 
-def _logged_in(officer: Officer, private_key: bytes) -> BaseResponse:
+#: The case forms whose typed text comes back on the login page when the login has ended.
+DRAFT_FORMS = {"officer.add_message": ("messages", "body"), "officer.add_note": ("notes", "note-body")}
+
+
+def _draft_of(form: LoginForm) -> dict[str, str]:
+    """A message or note written before the login ended, to keep (sealed) across the login."""
+    if form.draft.data and form.draft_for.data:
+        return {"draft": form.draft.data, "draft_for": form.draft_for.data}
+    return {}
+
+
+def _logged_in(officer: Officer, private_key: bytes, **draft: str) -> BaseResponse:
     _new_session(
-        kind=SessionKind.OFFICER.value, officer=officer.public_id, officer_id=officer.id, key=private_key
+        kind=SessionKind.OFFICER.value,
+        officer=officer.public_id,
+        officer_id=officer.id,
+        key=private_key,
+        **draft,
     )
     if officers.needs_enrolment(db(), officer):
         return devices.remember(redirect(url_for("account.enrol_two_factor"), 303), officer.public_id)
+    if draft:
+        case = url_for("officer.show_report", public_id=draft["draft_for"].split("/")[0])
+        return devices.remember(redirect(case, 303), officer.public_id)
     return devices.remember(redirect(url_for("officer.list_reports"), 303), officer.public_id)
+
+
+@bp.errorhandler(CSRFError)
+def form_expired(_error: CSRFError) -> str | tuple[str, int]:
+    """A reply or note sent after the login ended (its CSRF token ended with it): the login page,
+    with what was written on it, to be sent once logged in again."""
+    kind, field = DRAFT_FORMS.get(request.endpoint or "", ("", ""))
+    body = request.form.get(field, "") if field else ""
+    if not body or session.get("kind") == SessionKind.OFFICER.value:
+        return render_error(400)
+    public_id = (request.view_args or {}).get("public_id", "")
+    form = LoginForm(formdata=None, draft=body, draft_for=f"{public_id}/{kind}")
+    return render_template("officer/login.html", form=form, draft_kind=kind)
 
 
 def _login_delayed(form: LoginForm, seconds: int) -> tuple[str, int, dict[str, str]]:
@@ -147,9 +179,10 @@ def login() -> str | BaseResponse | tuple[str, int] | tuple[str, int, dict[str, 
             officer_id=accepted.officer.id,
             key=accepted.private_key,
             pending_since=int(now.timestamp()),
+            **_draft_of(form),
         )
         return redirect(url_for("officer.enter_code"), 303)
-    return _logged_in(accepted.officer, accepted.private_key)
+    return _logged_in(accepted.officer, accepted.private_key, **_draft_of(form))
 
 
 def _pending_login(now: dt.datetime) -> tuple[str, bytes] | None:
@@ -184,7 +217,8 @@ def enter_code() -> str | BaseResponse | tuple[str, int]:
         db().commit()  # counted, as a wrong password is
         form.code.errors.append(CODE_REPLAYED if isinstance(error, CodeReplayed) else CODE_REFUSED)
         return render_template("officer/login.html", code_form=form), 422
-    return _logged_in(officer, private_key)
+    draft = {key: session[key] for key in ("draft", "draft_for") if isinstance(session.get(key), str)}
+    return _logged_in(officer, private_key, **draft)
 
 
 @bp.post("/logout")
@@ -292,6 +326,7 @@ def _render_case(public_id: str, **posted: FlaskForm) -> str:
     except ReportNotFound:
         abort(404)
     forms = {name: posted.get(name) or form_type(formdata=None) for name, form_type in _FORMS.items()}
+    restored = _restore_draft(public_id, forms)
     forms["assign_form"].assignee.choices = [("", "Nobody yet")] + [
         (o.public_id, o.display_name) for o in case.readers
     ]
@@ -320,8 +355,20 @@ def _render_case(public_id: str, **posted: FlaskForm) -> str:
         outcomes=cases.OUTCOME_LABELS,
         priorities=cases.PRIORITY_LABELS,
         risks=cases.RISK_LABELS,
+        draft_restored=restored,
         **forms,
     )
+
+
+def _restore_draft(public_id: str, forms: dict[str, FlaskForm]) -> str | None:
+    """A reply or note written before the login ended goes back in its box, once."""
+    target = session.get("draft_for")
+    if not (isinstance(target, str) and target.startswith(public_id + "/")):
+        return None
+    kind = target.split("/")[1]
+    forms["reply" if kind == "messages" else "note_form"].body.data = session.pop("draft")
+    session.pop("draft_for")
+    return kind
 
 
 @bp.get("/reports/<public_id:public_id>")
