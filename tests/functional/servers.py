@@ -65,10 +65,12 @@ class Instance:
         return self.path / "files"
 
     def partial_files(self) -> list[Path]:
-        return sorted(self.files.glob("??/.part-*"))
+        return sorted([*self.files.glob("??/.part-*"), *self.files.glob("new/.part-*")])
 
     def published_files(self) -> list[Path]:
-        return sorted(p for p in self.files.glob("??/*") if not p.name.startswith(".part-"))
+        """Sealed files, settled into place or still waiting in new/ for ``whistle maintain``."""
+        found = [*self.files.glob("??/*"), *self.files.glob("new/*")]
+        return sorted(p for p in found if not p.name.startswith(".part-"))
 
     def count_reports(self) -> int:
         engine = make_engine(self.database_url)
