@@ -18,7 +18,14 @@ import pytest
 from sqlalchemy import delete, func, select
 
 from tests.conftest import PASSWORD, csrf_token, follow_up, login, runtime_of, submit_report
-from tests.security.helpers import bytes_needle, find, leaks_in_database, leaks_in_files, receipt_needles
+from tests.security.helpers import (
+    bytes_needle,
+    find,
+    leaks_in_database,
+    leaks_in_files,
+    receipt_needles,
+    text_needle,
+)
 from whistle import crypto
 from whistle.models import ServerSession, SessionKind
 from whistle.services import officers, reports
@@ -241,3 +248,24 @@ def test_a_form_merely_loaded_writes_no_session_row(app, alice):
     forged.set_cookie(COOKIE_NAME, "csrf.eyJjc3JmX3Rva2VuIjoiYWJjIn0.forged")
     refused = forged.post("/follow-up", data={"csrf_token": "abc", "receipt": "7K2M-Q9TX-4WRB-ND6H"})
     assert refused.status_code in (400, 422)
+
+
+def test_a_message_carried_across_the_receipt_page_waits_only_sealed(app, client, instance):
+    receipt = submit_report(client)
+    draft = "DRAFT-" + secrets.token_hex(8) + ": the rota was changed after the audit."
+    reporter = app.test_client()
+    page = reporter.get("/follow-up").get_data(as_text=True)
+    sent = reporter.post(
+        "/follow-up", data={"csrf_token": csrf_token(page), "receipt": receipt, "draft": draft}
+    )
+    assert sent.status_code == 303
+    cookie = _cookie(reporter)
+    needles = [text_needle(draft, "draft")]
+
+    row = _row(app, cookie)
+    assert row is not None
+    assert leaks_in_database(runtime_of(app).engine, needles) == []
+    assert leaks_in_files(instance.path, needles) == []
+    assert find(_opened(row, cookie), needles) == ["draft"], "it waits in the sealed session"
+    assert draft in reporter.get("/follow-up/case").get_data(as_text=True)
+    assert find(_opened(_row(app, _cookie(reporter)), _cookie(reporter)), needles) == [], "offered once"
