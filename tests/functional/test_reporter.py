@@ -385,6 +385,31 @@ def test_after_the_emergency_page_the_report_goes_with_its_files_chosen_again(cl
     assert "ward-round.jpg" in receipt and "rota <week 3>.pdf" in receipt
 
 
+def test_a_file_dropped_from_a_message_sent_back_is_named_and_not_left_behind_unasked(client, app, alice):
+    reporter = open_case(app, submit_report(client))
+    page = reporter.get("/follow-up/case").get_data(as_text=True)
+    too_long = "x" * 20_001
+
+    back = reporter.post(
+        "/follow-up/case",
+        data={
+            "csrf_token": csrf_token(page),
+            "body": too_long,
+            "attachments": [(io.BytesIO(b"rota"), "rota.pdf")],
+        },
+    ).get_data(as_text=True)
+
+    reply_form = text_of(back[back.index('action="/follow-up/case"') :])
+    assert "Not kept when this page came back: rota.pdf." in reply_form
+    assert hidden_values(back, "dropped_files") == ["rota.pdf"]
+    resent = {"csrf_token": csrf_token(back), "body": "Shorter.", "dropped_files": ["rota.pdf"]}
+    refused = reporter.post("/follow-up/case", data=resent)
+    assert refused.status_code == 422
+    assert "These files have not been sent: rota.pdf." in text_of(refused.get_data(as_text=True))
+    sent = reporter.post("/follow-up/case", data={**resent, "send_without_files": "y"})
+    assert sent.status_code == 303
+
+
 # --- excluding officers ----------------------------------------------------------
 
 

@@ -121,7 +121,16 @@ class MultiCheckboxField(Field):
             raise ValidationError("Choose from the officers listed.")
 
 
-class ReportForm(WhistleForm):
+class SendsFiles(WhistleForm):
+    """A form with files. Files are never kept when its page is sent back, so their names are:
+    the page names them, to be chosen again or left out on purpose."""
+
+    #: Files chosen on an earlier sending of this form, which were not kept (never in clear).
+    dropped_files = HiddenListField(validators=[file_names, no_nul])
+    send_without_files = BooleanField("Send without these files")
+
+
+class ReportForm(SendsFiles):
     category = RadioField(
         "What is your concern about?",
         choices=_choices(CATEGORIES),
@@ -168,8 +177,6 @@ class ReportForm(WhistleForm):
     #: One token per form, so that the same form sent twice makes one report. (A form served
     #: before tokens existed has none; it is taken as it always was.)
     form_token = HiddenField(validators=[Optional(), Length(max=64), no_nul])
-    #: Files chosen on an earlier sending of this form, which were not kept (never in clear).
-    dropped_files = HiddenListField(validators=[file_names, no_nul])
     send_without_files = BooleanField("Send my report without these files")
 
     def set_categories(self, labels: Mapping[str, str]) -> None:
@@ -201,7 +208,7 @@ class ReceiptForm(WhistleForm):
     draft = draft_field()
 
 
-class ReporterReplyForm(WhistleForm):
+class ReporterReplyForm(SendsFiles):
     body = TextAreaField(
         "Your message",
         validators=[

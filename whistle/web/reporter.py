@@ -33,7 +33,7 @@ from whistle.services.errors import (
 from whistle.services.turns import Work
 from whistle.web import errors, limits, queues
 from whistle.web.errors import wait_text
-from whistle.web.forms import ReceiptForm, ReporterReplyForm, ReportForm
+from whistle.web.forms import ReceiptForm, ReporterReplyForm, ReportForm, SendsFiles
 from whistle.web.runtime import db, organisation, policy, public_url, runtime
 from whistle.web.sessions import SealedSession
 
@@ -71,20 +71,33 @@ def index() -> str:
     )
 
 
-def _render_report_form(form: ReportForm, files: Sequence[Upload] = (), **extra: Any) -> str:
-    """The form, as sent or sent back with what was typed. Files are never kept, so each file
-    chosen and not sent is named, to choose again or to leave out on purpose."""
+def _name_dropped_files(form: SendsFiles, files: Sequence[Upload]) -> None:
+    """A form sent back keeps no file: each one chosen now is named with those named before."""
     if files:
         form.dropped_files.data = list(
             dict.fromkeys([*form.dropped_files.data, *(f.filename for f in files)])
         )
         form.send_without_files.data = False
-    return render_template("reporter/new_report.html", form=form, policy=policy(), **extra)
 
 
-def _files_not_chosen_again(form: ReportForm, files: Sequence[Upload]) -> list[str]:
+def _files_left_behind(form: SendsFiles, files: Sequence[Upload]) -> bool:
+    """Whether files named on a page sent back are neither chosen again nor left out on purpose;
+    if so, the form says which."""
     chosen = {upload.filename for upload in files}
-    return [name for name in form.dropped_files.data if name not in chosen]
+    missing = [name for name in form.dropped_files.data if name not in chosen]
+    if not missing or form.send_without_files.data:
+        return False
+    form.attachments.errors.append(
+        f"These files have not been sent: {', '.join(missing)}. Choose them again, "
+        f"or tick “{form.send_without_files.label.text}”."
+    )
+    return True
+
+
+def _render_report_form(form: ReportForm, files: Sequence[Upload] = (), **extra: Any) -> str:
+    """The form, as sent or sent back with what was typed and the names of files not kept."""
+    _name_dropped_files(form, files)
+    return render_template("reporter/new_report.html", form=form, policy=policy(), **extra)
 
 
 @bp.route("/report", methods=["GET", "POST"])
@@ -102,12 +115,7 @@ def new_report() -> str | tuple[str, int] | tuple[str, int, dict[str, str]]:
     if form.immediate_risk.data == "yes" and not form.emergency_seen.data:
         form.emergency_seen.data = True
         return _render_report_form(form, files, emergency=True)
-    missing = _files_not_chosen_again(form, files)
-    if missing and not form.send_without_files.data:
-        form.attachments.errors.append(
-            f"These files have not been sent: {', '.join(missing)}. Choose them again, "
-            f"or tick “{form.send_without_files.label.text}”."
-        )
+    if _files_left_behind(form, files):
         return _render_report_form(form, files), 422
     rt = runtime()
     answers = reports.Answers(
@@ -194,8 +202,9 @@ def _reporter_access() -> tuple[str, bytes]:
     return session["report"], session["dek"]
 
 
-def _render_case(form: ReporterReplyForm, **extra: Any) -> str:
+def _render_case(form: ReporterReplyForm, files: Sequence[Upload] = (), **extra: Any) -> str:
     report_id, dek = _reporter_access()
+    _name_dropped_files(form, files)
     case = reports.reporter_case(db(), report_id, dek, policy())
     return render_template("reporter/show_case.html", case=case, form=form, policy=policy(), **extra)
 
@@ -225,7 +234,7 @@ def _too_many_follow_ups(_limit: RequestLimit) -> FlaskResponse:
         f"You have sent a lot in a short time. Please wait {wait_text(seconds)}, then send again. "
         "What you wrote is still here."
     )
-    page = _render_case(form, files_lost=bool(uploads_from(form)))
+    page = _render_case(form, uploads_from(form))
     return make_response(page, 429, {"Retry-After": str(seconds)})
 
 
@@ -244,7 +253,9 @@ def add_message() -> str | Response | tuple[str, int]:
     form = ReporterReplyForm()
     files = uploads_from(form)
     if not form.validate():
-        return _render_case(form, files_lost=bool(files)), 422
+        return _render_case(form, files), 422
+    if _files_left_behind(form, files):
+        return _render_case(form, files), 422
     if not (form.body.data or files):
         form.body.errors.append("Write a message or choose a file to send.")
         return _render_case(form), 422
@@ -255,7 +266,7 @@ def add_message() -> str | Response | tuple[str, int]:
         )
     except UploadRejected as error:
         form.attachments.errors.append(str(error))
-        return _render_case(form, files_lost=True), 422
+        return _render_case(form, files), 422
     return redirect(url_for("reporter.show_case", sent=1), 303)
 
 
