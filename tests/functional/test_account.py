@@ -213,6 +213,34 @@ def test_login_with_two_factor_asks_for_the_code_after_the_password(app, client,
     assert len(reports_listed(officer)) == 1
 
 
+def test_a_reply_written_before_the_login_ended_waits_through_the_two_factor_step(app, client, alice):
+    submit_report(client)
+    secret = enrolled_alice(app, alice)
+    officer = log_in_with_code(app, alice, secret)
+    (report_id,) = reports_listed(officer)
+    case_page = officer.get(f"/officer/reports/{report_id}").get_data(as_text=True)
+    typed = "We have spoken to the ward manager."
+
+    pass_time(app, dt.timedelta(minutes=40))
+    ended = officer.post(
+        f"/officer/reports/{report_id}/messages", data={"csrf_token": csrf_token(case_page), "body": typed}
+    ).get_data(as_text=True)
+    draft = {"draft": typed, "draft_for": f"{report_id}/messages"}
+    first = officer.post(
+        "/officer/login",
+        data={"csrf_token": csrf_token(ended), "email": alice.email, "password": alice.password, **draft},
+    )
+    assert first.headers["Location"].endswith(CODE)
+    second = send_code(officer, code_now(app, secret))
+
+    assert second.status_code == 303
+    assert second.headers["Location"].endswith(f"/officer/reports/{report_id}")
+    page = officer.get(second.headers["Location"]).get_data(as_text=True)
+    assert re.search(
+        r'<textarea[^>]*name="body"[^>]*>\s*We have spoken to the ward manager.</textarea>', page
+    )
+
+
 def test_a_wrong_code_is_refused(app, alice):
     secret = enrolled_alice(app, alice)
     officer = app.test_client()
