@@ -526,6 +526,38 @@ def sealed_stream_size(plaintext_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> 
     return plaintext_bytes + chunks * TAG_BYTES
 
 
+_FILLER_CHUNK = 1024 * 1024
+
+
+def pad_stream(sink: BinaryIO, sealed_bytes: int) -> int:
+    """Follow a sealed stream of ``sealed_bytes`` with random filler up to its :func:`padded_size`,
+    so the file's size tells only the order of magnitude of what was sealed; return the filler's
+    size. The filler looks like ciphertext; a reader stops at :func:`sealed_stream_size`."""
+    filler = padded_size(sealed_bytes) - sealed_bytes
+    left = filler
+    while left:
+        piece = min(left, _FILLER_CHUNK)
+        sink.write(secrets.token_bytes(piece))
+        left -= piece
+    return filler
+
+
+class FirstBytes:
+    """The first ``limit`` bytes of a stream: the sealed part of a padded file."""
+
+    def __init__(self, source: BinaryIO, limit: int) -> None:
+        self._source = source
+        self._left = limit
+
+    def readinto(self, buffer: memoryview) -> int:
+        if self._left <= 0:
+            return 0
+        view = memoryview(buffer)[: self._left]
+        count = self._source.readinto(view) or 0  # type: ignore[attr-defined]
+        self._left -= count
+        return count
+
+
 def token_hash(token: str) -> bytes:
     """SHA-256 of a high-entropy bearer token (session or setup link) for storage."""
     return hashlib.sha256(token.encode()).digest()

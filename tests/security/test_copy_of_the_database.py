@@ -151,3 +151,25 @@ def test_an_officer_sealed_before_the_pepper_is_sealed_again_with_it_at_login(ap
             "pepper+"
         )
     assert login(app.test_client(), alice).status_code == 303
+
+
+def test_sealed_files_show_only_the_order_of_magnitude_of_their_size(app, client, alice):
+    import io
+    import re
+
+    sizes = (39_000, 40_900)  # 2 KiB apart, in one of Padmé's steps at this size
+    contents = [bytes([n % 251]) * size for n, size in enumerate(sizes)]
+    for data in contents:
+        submit_report(client, attachments=[(io.BytesIO(data), "minutes.bin", "application/octet-stream")])
+    files = runtime_of(app).store.root
+    stored = {path.stat().st_size for path in files.rglob("*") if path.is_file()}
+    assert len(stored) == 1, stored
+    # Each downloads exactly, the filler left behind.
+    officer = app.test_client()
+    login(officer, alice)
+    downloads = []
+    for case in reports_listed(officer):
+        page = officer.get(f"/officer/reports/{case}").get_data(as_text=True)
+        (link,) = re.findall(r'href="(/officer/reports/[0-9a-f]+/attachments/[0-9a-f]+)"', page)
+        downloads.append(officer.get(link).get_data())
+    assert sorted(downloads) == sorted(contents)

@@ -996,3 +996,20 @@ def test_short_texts_of_any_length_seal_to_one_size_and_long_ones_to_few() -> No
 def test_what_was_sealed_before_padding_still_opens() -> None:
     key = crypto.new_key()
     assert crypto.open_sealed(key, crypto.seal(key, b'{"legacy": true}', b"ad"), b"ad") == b'{"legacy": true}'
+
+
+@pytest.mark.parametrize("padded", [True, False])
+def test_a_sealed_stream_opens_from_its_first_bytes_with_or_without_filler(padded: bool) -> None:
+    """Files sealed before padding end with their stream; padded ones go on with filler."""
+    import io
+
+    key, data = crypto.new_key(), secrets.token_bytes(3 * crypto.CHUNK_BYTES + 17)
+    sink = io.BytesIO()
+    size = crypto.encrypt_stream(key, b"ad", io.BytesIO(data), sink)
+    sealed = crypto.sealed_stream_size(size)
+    if padded:
+        assert crypto.pad_stream(sink, sealed) == crypto.padded_size(sealed) - sealed
+    stored = sink.getvalue()
+    assert len(stored) == (crypto.padded_size(sealed) if padded else sealed)
+    opened = crypto.decrypt_stream(key, b"ad", crypto.FirstBytes(io.BytesIO(stored), sealed))  # type: ignore[arg-type]
+    assert b"".join(opened) == data

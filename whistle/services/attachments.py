@@ -6,7 +6,7 @@ import datetime as dt
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, BinaryIO, cast
 
 from whistle import crypto
 from whistle.models import Attachment, Author, Report
@@ -156,6 +156,8 @@ def _seal_one(
             cleaned.stream,  # type: ignore[arg-type]
             sink,
         )
+        # The stored size tells only the order of magnitude of the file's (Padmé, as for words).
+        crypto.pad_stream(sink, crypto.sealed_stream_size(size))
     meta = {
         "name": filename,
         "type": upload.content_type or GENERIC_TYPE,
@@ -236,5 +238,9 @@ def read(store: SealedStore, report: Report, dek: bytes, attachment: Attachment)
     """
     key = crypto.file_key(dek, attachment.public_id)
     associated_data = _data_context(report, attachment.public_id)
+    sealed = crypto.sealed_stream_size(describe(report, dek, attachment).size)
     handle = store.open(attachment.blob_name)
-    return Plaintext(handle, crypto.decrypt_stream(key, associated_data, handle))
+    # Files sealed before padding end where their sealed stream does; padded ones go on with filler.
+    return Plaintext(
+        handle, crypto.decrypt_stream(key, associated_data, cast(BinaryIO, crypto.FirstBytes(handle, sealed)))
+    )
