@@ -850,3 +850,22 @@ def test_a_report_keeps_the_deadlines_it_was_given_when_the_periods_change(clien
     after = text_of(reporter.get("/follow-up/case").get_data(as_text=True))
     # Three months from acknowledgement, the period the report was given; not the new one month.
     assert f"Feedback due by {day(today + relativedelta(months=3))}" in after
+
+
+EXIT_LINK = '<a class="exit-link" href="https://www.bbc.co.uk/weather" rel="noreferrer">Exit this page</a>'
+
+
+def test_every_reporter_page_has_a_quick_exit_that_needs_no_javascript(client, alice):
+    for path in ("/", "/report", "/follow-up"):
+        page = client.get(path).get_data(as_text=True)
+        assert EXIT_LINK in page, path
+        assert "clear your browsing history" in page
+
+
+def test_a_reporter_can_read_again_what_they_sent(client, alice):
+    receipt = submit_report(client, what_happened="The night rota leaves one nurse for 28 beds.")
+    assert follow_up(client, receipt).status_code == 303
+    page = client.get("/follow-up/case").get_data(as_text=True)
+    assert "Read what you sent" in page
+    assert "The night rota leaves one nurse for 28 beds." in page
+    assert "Since the spring, in the east locality team" in page

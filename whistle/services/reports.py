@@ -136,6 +136,8 @@ class ReporterCase:
     history: list[tuple[str, dt.date]] = field(default_factory=list)
     outcome_text: str = ""
     closing_summary: str = ""
+    #: What the reporter sent, opened with their own key, so they can read it again.
+    answers: Answers | None = None
 
 
 # --- deadlines ---------------------------------------------------------------
@@ -356,6 +358,7 @@ def reporter_case(db: Session, public_id: str, dek: bytes, policy: Policy) -> Re
         history=[(STATUS_FOR_REPORTER[change.status], change.changed_on) for change in report.history],
         outcome_text=OUTCOME_FOR_REPORTER[report.outcome] if report.outcome and report.summary_shared else "",
         closing_summary=_shared_summary(report, dek),
+        answers=read_answers(report, dek),
     )
 
 

@@ -206,7 +206,10 @@ def _render_case(form: ReporterReplyForm, files: Sequence[Upload] = (), **extra:
     report_id, dek = _reporter_access()
     _name_dropped_files(form, files)
     case = reports.reporter_case(db(), report_id, dek, policy())
-    return render_template("reporter/show_case.html", case=case, form=form, policy=policy(), **extra)
+    categories = settings_service.report_categories(organisation(), reports.CATEGORIES)
+    return render_template(
+        "reporter/show_case.html", case=case, form=form, policy=policy(), categories=categories, **extra
+    )
 
 
 @bp.get("/follow-up/case")
