@@ -733,3 +733,10 @@ def test_no_setup_token_once_an_officer_exists(app):
 
     assert new_setup_token(app) is None
     assert app.test_client().get(f"/setup/{token}").status_code == 404
+
+
+def test_a_login_carrying_a_draft_without_its_case_gives_the_text_back_not_an_error(app, alice):
+    client = app.test_client()
+    response = form_post(client, "/officer/login", {"draft": "What I was writing when it timed out."})
+    assert response.status_code == 422
+    assert "What I was writing when it timed out." in response.get_data(as_text=True)
