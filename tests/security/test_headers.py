@@ -488,3 +488,13 @@ def test_every_officer_route_refuses_a_logged_out_officer(app, alice):
     page = officer.get("/officer/").get_data(as_text=True)
     assert officer.post("/officer/logout", data={"csrf_token": csrf_token(page)}).status_code == 303
     assert _request_every_officer_route(app, officer) >= 8
+
+
+def test_a_raw_control_character_in_a_query_is_a_bad_request_even_where_routing_would_redirect(app, instance):
+    """Routing redirects (a doubled slash, a missing trailing slash) copy the query into Location."""
+    client = app.test_client()
+    for path in ("/static/" + str(instance.path / "secret_key"), "/admin", "/static/whistle.css"):
+        for query in ("\n", "\r", "a=\x01"):
+            with client.get(path, environ_overrides={"QUERY_STRING": query}) as response:
+                assert response.status_code == 400, (path, repr(query))
+                assert "secret" not in response.get_data(as_text=True)

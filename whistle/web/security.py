@@ -6,7 +6,7 @@ import unicodedata
 from collections.abc import Callable
 from urllib.parse import quote
 
-from flask import Flask, Response, request
+from flask import Flask, Response, abort, request
 from werkzeug.exceptions import SecurityError
 from werkzeug.sansio.utils import host_is_trusted
 
@@ -81,7 +81,15 @@ def trusted_hosts_check(hosts: list[str]) -> Callable[[], None]:
     return check
 
 
+def refuse_raw_control_characters() -> None:
+    """A browser percent-encodes control characters in a query; one sent raw is refused here,
+    before routing can echo it into a redirect's Location header (where Werkzeug would fail)."""
+    if any(byte < 0x20 or byte == 0x7F for byte in request.query_string):
+        abort(400)
+
+
 def install(app: Flask, trusted_hosts: str = "") -> None:
+    app.before_request(refuse_raw_control_characters)
     hosts = [host.strip() for host in trusted_hosts.split(",") if host.strip()]
     if hosts:
         app.before_request(trusted_hosts_check(hosts))
